@@ -1,0 +1,48 @@
+"""Shared fixtures: the real Fashion-MNIST splits (loaded once) and the committed baselines."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("MPLCONFIGDIR", "/tmp/weightshare-mpl")
+
+
+@pytest.fixture(scope="session")
+def search_split():
+    from weightshare.networks.datasets import load_split
+
+    return load_split("search")
+
+
+@pytest.fixture(scope="session")
+def holdout_split():
+    from weightshare.networks.datasets import load_split
+
+    return load_split("holdout")
+
+
+@pytest.fixture(scope="session")
+def small_search(search_split):
+    from weightshare.networks.datasets import Split
+
+    return Split("search@0.2", search_split.images[:1000], search_split.labels[:1000])
+
+
+def run_main(
+    *args: str, timeout: float = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``python main.py ARGS`` in the repo root; returns the completed process (text mode)."""
+    return subprocess.run(
+        [sys.executable, "main.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )

@@ -1,0 +1,129 @@
+"""Size model of a weight-shared network, in bits.
+
+Two estimates of the size of the clustered layers:
+
+* **fixed-length**, the seed's formula (Dupuis et al.): each weight stores a
+  ``ceil(log2 k)``-bit index and each codebook stores ``k`` values of ``codebook_bits`` bits;
+* **entropy estimate**: each codebook group's index stream costs ``n * H(p)`` bits, with ``H``
+  the empirical order-0 entropy of its index frequencies ``p``, plus the codebook entries in
+  use. An ideal order-0 entropy coder approaches it; it is a placeholder until the codec's real
+  coded bytes are available, and it counts no container overhead.
+
+The uncompressed baseline is always fp32: 32 bits per weight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from weightshare.dse.clustering import K_MAX, SharedWeights
+from weightshare.errors import UserError
+from weightshare.validation import check_int
+
+BASELINE_BITS = 32
+
+
+@dataclass(frozen=True)
+class LayerSize:
+    """What the fixed-length size of one clustered layer depends on.
+
+    Attributes:
+        name: the layer's canonical name.
+        n_weights: number of weights in the clustered tensor, >= 1.
+        k: shared values per codebook, in ``[1, 65536]``.
+        groups: number of codebooks (1 per layer, or the output channels), >= 1.
+        codebook_bits: bits per stored codebook value (32 for float32), >= 1.
+    """
+
+    name: str
+    n_weights: int
+    k: int
+    groups: int = 1
+    codebook_bits: int = 32
+
+    def __post_init__(self) -> None:
+        check_int("n_weights", self.n_weights, 1)
+        check_int("k", self.k, 1, K_MAX)
+        check_int("groups", self.groups, 1)
+        check_int("codebook_bits", self.codebook_bits, 1)
+
+
+def index_bits(k: int) -> int:
+    """Bits of one fixed-length index into ``k`` values: ``ceil(log2 k)``, 0 for ``k == 1``."""
+    return (check_int("k", k, 1, K_MAX) - 1).bit_length()
+
+
+def fixed_bits(layer: LayerSize) -> int:
+    """Fixed-length size of one layer in bits (the seed's formula per layer).
+
+    ``index_bits(k) * n_weights + codebook_bits * k * groups``.
+    """
+    return index_bits(layer.k) * layer.n_weights + layer.codebook_bits * layer.k * layer.groups
+
+
+def compression_ratio_fixed(layers: Sequence[LayerSize]) -> float:
+    """The seed's compression ratio over the clustered layers only.
+
+    ``sum(32 * W_l) / sum(fixed_bits(l))``: the weight-count-weighted harmonic mean of the
+    per-layer ratios (biases, BatchNorm and other tensors are not counted).
+    """
+    _check_layers(layers)
+    original = sum(BASELINE_BITS * layer.n_weights for layer in layers)
+    return original / sum(fixed_bits(layer) for layer in layers)
+
+
+def compression_ratio_model(layers: Sequence[LayerSize], n_unclustered: int) -> float:
+    """Whole-model compression ratio with fixed-length indices.
+
+    Args:
+        layers: the clustered layers.
+        n_unclustered: number of the model's other float parameters (biases, BatchNorm, ...),
+            stored at 32 bits in both the original and the compressed model.
+
+    Returns:
+        ``32 * (sum W_l + n_unclustered) / (sum fixed_bits(l) + 32 * n_unclustered)``.
+    """
+    _check_layers(layers)
+    n_unclustered = check_int("n_unclustered", n_unclustered, 0)
+    original = BASELINE_BITS * (sum(layer.n_weights for layer in layers) + n_unclustered)
+    compressed = sum(fixed_bits(layer) for layer in layers) + BASELINE_BITS * n_unclustered
+    return original / compressed
+
+
+def entropy_bits(shared: SharedWeights, *, codebook_bits: int = 32) -> float:
+    """Estimated size of one shared layer in bits, with entropy-coded indices.
+
+    Each codebook group ``g`` with ``n_g`` indices and empirical index frequencies ``p_g``
+    costs ``n_g * H(p_g)`` bits (order-0 entropy, ``H`` in bits per index), plus
+    ``codebook_bits`` for each codebook entry that at least one weight uses (the padding of
+    ``"channel"`` codebooks is not counted). An estimate, not a coded size.
+    """
+    codebook_bits = check_int("codebook_bits", codebook_bits, 1)
+    width = shared.k_eff
+    flat = shared.indices.reshape(shared.groups, -1).astype(np.intp)
+    codes = (flat + width * np.arange(shared.groups)[:, None]).ravel()
+    counts = np.bincount(codes, minlength=shared.groups * width).reshape(shared.groups, width)
+    totals = counts.sum(axis=1, keepdims=True)
+    # sum over used entries of count * log2(n_g / count); unused entries multiply by 0
+    coded = float(np.sum(counts * np.log2(totals / np.maximum(counts, 1))))
+    return coded + codebook_bits * int(np.count_nonzero(counts))
+
+
+def compression_ratio_entropy(shared: Sequence[SharedWeights], *, codebook_bits: int = 32) -> float:
+    """Compression ratio of the clustered layers with entropy-coded indices (an estimate).
+
+    ``sum(32 * W_l) / sum(entropy_bits(l))``; like :func:`compression_ratio_fixed`, other
+    tensors are not counted.
+    """
+    if len(shared) == 0:
+        raise UserError("shared must hold at least 1 layer; got 0")
+    original = sum(BASELINE_BITS * layer.indices.size for layer in shared)
+    return original / sum(entropy_bits(layer, codebook_bits=codebook_bits) for layer in shared)
+
+
+def _check_layers(layers: Sequence[LayerSize]) -> None:
+    if len(layers) == 0:
+        raise UserError("layers must hold at least 1 layer; got 0")

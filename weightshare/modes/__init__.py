@@ -1,0 +1,1 @@
+"""One module per ``--mode``: a frozen config dataclass and a ``run(config)`` function."""

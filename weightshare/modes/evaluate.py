@@ -1,0 +1,173 @@
+"""``--mode evaluate``: share the weights of every layer with a given k and score the result.
+
+The baseline and the candidate are scored on the same images (paired), on the ``search``
+split (scaled by ``--dataset_scale``) and on the ``holdout`` split; the model is restored to its
+pristine weights afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from weightshare.dse.clustering import K_MAX
+from weightshare.errors import UserError
+from weightshare.networks import get_network
+from weightshare.validation import check_int
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Settings of ``--mode evaluate``.
+
+    Attributes:
+        network: registry name.
+        k: one k for every clusterable layer, or None when ``k_per_layer`` is given.
+        k_per_layer: layer name -> k; layers not named stay fp32.
+        granularity: ``layer`` or ``channel`` (one codebook per output channel).
+        init: k-means initialisation (``best``, ``linear``, ``quantile``, ``kmeans++``).
+        dataset_scale: fraction of the search split's images used, in (0, 1].
+        data_dir: Fashion-MNIST IDX directory (None: the Debian package's).
+        checkpoint: weights file (None: committed baseline, else the train cache).
+        cache_dir: root of the checkpoint cache.
+        log_file: directory for ``evaluation.json`` (None: print only).
+        threads: torch threads.
+    """
+
+    network: str
+    k: int | None
+    k_per_layer: dict[str, int] | None
+    granularity: str = "layer"
+    init: str = "best"
+    dataset_scale: float = 1.0
+    data_dir: str | None = None
+    checkpoint: str | None = None
+    cache_dir: Path = Path(".")
+    log_file: Path | None = None
+    threads: int = 2
+
+
+def validate_k(value, where: str) -> int:
+    """An int k in [1, K_MAX], else a UserError naming ``where``."""
+    return check_int(where, value, 1, K_MAX)
+
+
+def read_k_per_layer(path: str | Path) -> dict[str, int]:
+    """Parse a JSON object ``{"layer name": k, ...}``; UserError on anything else."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"--k-per-layer file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"--k-per-layer file {path} cannot be read ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--k-per-layer file {path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not data:
+        raise UserError(f"--k-per-layer file {path} must hold a non-empty JSON object layer -> k")
+    return {str(name): validate_k(k, f"k of layer {name!r} in {path}") for name, k in data.items()}
+
+
+def resolve_k_map(
+    layer_names: list[str], k: int | None, k_per_layer: dict[str, int] | None
+) -> dict[str, int]:
+    """The k of each layer to cluster: all layers at ``k``, or the named ones."""
+    if (k is None) == (k_per_layer is None):
+        raise UserError("give exactly one of --k and --k-per-layer")
+    if k is not None:
+        validate_k(k, "--k")
+        return {name: k for name in layer_names}
+    unknown = [name for name in k_per_layer if name not in layer_names]
+    if unknown:
+        raise UserError(
+            f"--k-per-layer names unknown layer {unknown[0]!r}; layers: {', '.join(layer_names)}"
+        )
+    return dict(k_per_layer)
+
+
+def run(config: EvaluateConfig) -> dict:
+    """Evaluate one weight-sharing candidate; print the table and return evaluation.json's dict."""
+    from weightshare.console import print_layer_table
+    from weightshare.dse.clustering import ClusterCache
+    from weightshare.dse.size import (
+        LayerSize,
+        compression_ratio_entropy,
+        compression_ratio_fixed,
+        compression_ratio_model,
+        entropy_bits,
+        fixed_bits,
+    )
+    from weightshare.modes.loading import load_backend
+    from weightshare.networks.datasets import load_split
+
+    spec = get_network(config.network)
+    search = load_split("search", config.data_dir, config.dataset_scale)
+    holdout = load_split("holdout", config.data_dir)
+    backend, source = load_backend(
+        spec, config.checkpoint, config.cache_dir, config.data_dir, config.threads
+    )
+    layers = backend.layers()
+    k_map = resolve_k_map([layer.name for layer in layers], config.k, config.k_per_layer)
+
+    baseline = {s.name: backend.evaluate(s) for s in (search, holdout)}
+    cache = ClusterCache(
+        {name: backend.get_weights(name) for name in k_map},
+        granularity=config.granularity,
+        init=config.init,
+    )
+    shared = {name: cache.get(name, k) for name, k in k_map.items()}
+    backend.set_weights({name: sw.dequantize() for name, sw in shared.items()})
+    try:
+        candidate = {s.name: backend.evaluate(s) for s in (search, holdout)}
+    finally:
+        backend.restore()
+
+    sizes = [LayerSize(name, int(sw.indices.size), sw.k, sw.groups) for name, sw in shared.items()]
+    rows = []
+    for layer in layers:
+        sw = shared.get(layer.name)
+        rows.append(
+            {
+                "name": layer.name,
+                "kind": layer.kind,
+                "n_weights": layer.n_weights,
+                "k": None if sw is None else sw.k,
+                "k_eff": None if sw is None else sw.k_eff,
+                "bits": 32
+                if sw is None
+                else fixed_bits(LayerSize(layer.name, layer.n_weights, sw.k, sw.groups))
+                / layer.n_weights,
+                "inertia": None if sw is None else sw.inertia,
+                "init": None if sw is None else sw.method,
+            }
+        )
+    result = {
+        "network": spec.name,
+        "checkpoint": str(source),
+        "granularity": config.granularity,
+        "dataset_scale": config.dataset_scale,
+        "splits": {"search": len(search), "holdout": len(holdout)},
+        "baseline": _scores(baseline[search.name], baseline[holdout.name]),
+        "candidate": _scores(candidate[search.name], candidate[holdout.name]),
+        "compression_ratio_fixed": compression_ratio_fixed(sizes),
+        "compression_ratio_model": compression_ratio_model(sizes, backend.n_unclustered()),
+        "compression_ratio_entropy_estimate": compression_ratio_entropy(list(shared.values())),
+        "index_entropy_bits": sum(entropy_bits(sw) for sw in shared.values()),
+        "layers": rows,
+    }
+    print_layer_table(result)
+    if config.log_file is not None:
+        config.log_file.mkdir(parents=True, exist_ok=True)
+        out = config.log_file / "evaluation.json"
+        out.write_text(json.dumps(result, indent=2))
+        print(f"wrote {out}")
+    return result
+
+
+def _scores(search, holdout) -> dict:
+    return {
+        "accuracy_search": search.top1,
+        "accuracy_holdout": holdout.top1,
+        "top5_search": search.top5,
+        "top5_holdout": holdout.top5,
+    }

@@ -1,0 +1,68 @@
+"""``--mode train``: train a registry network and keep one checkpoint per epoch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from weightshare.networks import get_network
+from weightshare.networks.checkpoints import checkpoint_dir
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of ``--mode train``.
+
+    Attributes:
+        network: registry name.
+        data_dir: Fashion-MNIST IDX directory (None: the Debian package's).
+        cache_dir: root of the checkpoint cache; files go to ``<cache>/checkpoints/<network>/``.
+        epochs: override of the recipe's epoch count (None keeps the documented recipe).
+        threads: torch threads.
+        log_file: optional directory for ``training.json``.
+    """
+
+    network: str
+    data_dir: str | None
+    cache_dir: Path
+    epochs: int | None = None
+    threads: int = 2
+    log_file: Path | None = None
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def run(config: TrainConfig) -> dict:
+    """Train, print a per-epoch line, and return (and optionally write) a summary dict."""
+    from dataclasses import replace
+
+    from weightshare.networks.datasets import load_split
+    from weightshare.networks.training import train
+
+    spec = get_network(config.network)
+    recipe = spec.recipe if config.epochs is None else replace(spec.recipe, epochs=config.epochs)
+    train_split = load_split("train", config.data_dir)
+    search = load_split("search", config.data_dir)
+    out_dir = checkpoint_dir(config.cache_dir, spec.name)
+    print(f"training {spec.name} ({spec.description}): {recipe}")
+    logs = train(spec, train_split, search, out_dir, recipe=recipe, threads=config.threads)
+    last = Path(logs[-1].checkpoint)
+    summary = {
+        "network": spec.name,
+        "recipe": asdict(recipe),
+        "epochs": [asdict(log) for log in logs],
+        "checkpoint": str(last),
+        "sha256": sha256(last),
+        "accuracy_search": logs[-1].monitor_accuracy,
+    }
+    print(f"final checkpoint {last}  sha256 {summary['sha256']}")
+    print(f"search accuracy {100 * logs[-1].monitor_accuracy:.2f} %")
+    if config.log_file is not None:
+        config.log_file.mkdir(parents=True, exist_ok=True)
+        (config.log_file / "training.json").write_text(json.dumps(summary, indent=2))
+    return summary

@@ -1,0 +1,105 @@
+"""Find and load trained weights safely (``torch.load(..., weights_only=True)``, never pickle).
+
+Where a network's weights come from, first match wins:
+
+1. ``--checkpoint PATH`` when given;
+2. the committed baseline ``baselines/<network>.pt`` of this repository;
+3. the newest ``EPOCH_LR.pt`` that ``--mode train`` wrote under ``<cache>/checkpoints/<network>/``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+
+import torch
+
+from weightshare.errors import UserError
+
+BASELINE_DIR = Path(__file__).resolve().parents[2] / "baselines"
+_CHECKPOINT_RE = re.compile(r"^(\d+)_([0-9.eE+-]+)\.pt$")
+
+
+def default_cache_dir() -> Path:
+    """``$WEIGHTSHARE_CACHE``, else ``$XDG_CACHE_HOME/weightshare``, else ``~/.cache/...``."""
+    if os.environ.get("WEIGHTSHARE_CACHE"):
+        return Path(os.environ["WEIGHTSHARE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "weightshare"
+
+
+def checkpoint_dir(cache_dir: Path, network: str) -> Path:
+    """Where ``--mode train`` writes the per-epoch checkpoints of ``network``."""
+    return Path(cache_dir) / "checkpoints" / network
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The ``EPOCH_LR.pt`` with the highest epoch in ``directory``, or None."""
+    found = []
+    if directory.is_dir():
+        for path in directory.iterdir():
+            match = _CHECKPOINT_RE.match(path.name)
+            if match:
+                found.append((int(match.group(1)), path))
+    return max(found)[1] if found else None
+
+
+def find_checkpoint(
+    network: str, checkpoint: str | os.PathLike | None, cache_dir: Path
+) -> Path | None:
+    """The weights file for ``network`` (see the module docstring); None if there is none."""
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise UserError(f"--checkpoint {path} does not exist")
+        return path
+    committed = BASELINE_DIR / f"{network}.pt"
+    if committed.is_file():
+        return committed
+    return latest_checkpoint(checkpoint_dir(cache_dir, network))
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Load a state dict (name -> tensor) without unpickling arbitrary objects.
+
+    Raises:
+        UserError: unreadable file, a file that is not a torch checkpoint, or one that holds
+            something other than a flat mapping of names to tensors.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"checkpoint {path} does not exist") from None
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path} is not a loadable state dict ({first})") from None
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
+    ):
+        raise UserError(f"{path} is not a state dict (a mapping of parameter names to tensors)")
+    return state
+
+
+def load_into(model: torch.nn.Module, path: Path) -> torch.nn.Module:
+    """Load ``path`` into ``model`` strictly; a UserError names missing/unexpected/bad keys."""
+    state = load_state_dict(path)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:3]}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:3]}")
+        if shapes:
+            parts.append(f"shape mismatch in {shapes[:3]}")
+        raise UserError(f"{path} does not fit the network: {'; '.join(parts)}")
+    model.load_state_dict(state)
+    return model

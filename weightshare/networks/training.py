@@ -1,0 +1,154 @@
+"""``--mode train``: train a registry network on the Fashion-MNIST train split.
+
+One checkpoint per epoch, ``<cache>/<network>/EPOCH_LR.pt`` (for example ``12_0.1.pt``, the naming
+the residual-coding seed expects), each a plain ``state_dict`` loadable with
+``torch.load(..., weights_only=True)``. Training is seeded and single-process with an explicit
+thread count, so the same command gives the same weights on the same machine.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from weightshare.networks.datasets import Split
+from weightshare.networks.registry import NetworkSpec, TrainRecipe
+from weightshare.networks.tensors import images_to_tensor
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    """One epoch of training: mean train loss, accuracy on the monitor split, wall seconds."""
+
+    epoch: int
+    train_loss: float
+    monitor_accuracy: float
+    seconds: float
+    checkpoint: str
+
+
+def checkpoint_name(epoch: int, lr: float) -> str:
+    """``EPOCH_LR.pt`` as the residual-coding seed names its files, e.g. ``12_0.1.pt``."""
+    return f"{epoch}_{lr:g}.pt"
+
+
+def augment_batch(x: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Random translation by up to ``shift`` pixels (zero-pixel fill) and horizontal flip.
+
+    x: float32 (B, 1, S, S), already normalised; returns a new tensor of the same shape.
+    """
+    b, _, s, _ = x.shape
+    background = float(x.amin())  # the normalised value of a 0 pixel
+    padded = torch.nn.functional.pad(x, (shift,) * 4, value=background)
+    offsets = torch.randint(0, 2 * shift + 1, (b, 2), generator=generator)
+    flips = torch.rand(b, generator=generator) < 0.5
+    out = torch.empty_like(x)
+    for i in range(b):
+        dy, dx = int(offsets[i, 0]), int(offsets[i, 1])
+        crop = padded[i, :, dy : dy + s, dx : dx + s]
+        out[i] = crop.flip(-1) if flips[i] else crop
+    return out
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+    """Top-1 accuracy in [0, 1] of ``model`` (eval mode) on tensors x (N, 1, S, S), y (N,)."""
+    model.eval()
+    correct = 0
+    with torch.inference_mode():
+        for start in range(0, len(y), batch_size):
+            logits = model(x[start : start + batch_size])
+            correct += int((logits.argmax(1) == y[start : start + batch_size]).sum())
+    return correct / max(1, len(y))
+
+
+def train(
+    spec: NetworkSpec,
+    train_split: Split,
+    monitor_split: Split,
+    out_dir: Path,
+    *,
+    recipe: TrainRecipe | None = None,
+    threads: int = 2,
+    progress: bool = True,
+) -> list[EpochLog]:
+    """Train ``spec`` from scratch and write one checkpoint per epoch into ``out_dir``.
+
+    Args:
+        spec: the registry network.
+        train_split: images to learn from (the 60k ``train`` split).
+        monitor_split: images whose accuracy is logged per epoch (the ``search`` split; never
+            used to pick a checkpoint, so the holdout stays clean).
+        out_dir: directory for ``EPOCH_LR.pt`` files; created if missing.
+        recipe: overrides ``spec.recipe`` (tests shorten it).
+        threads: torch intra-op threads.
+
+    Returns:
+        One :class:`EpochLog` per epoch.
+    """
+    recipe = recipe or spec.recipe
+    torch.set_num_threads(threads)
+    torch.manual_seed(recipe.seed)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    model = spec.build()
+    x = images_to_tensor(train_split.images, spec.input_size)
+    y = torch.from_numpy(train_split.labels)
+    x_mon = images_to_tensor(monitor_split.images, spec.input_size)
+    y_mon = torch.from_numpy(monitor_split.labels)
+    steps_per_epoch = int(np.ceil(len(y) / recipe.batch_size))
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=recipe.lr,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=recipe.weight_decay,
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=recipe.lr, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    logs = []
+    for epoch in range(1, recipe.epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(y), generator=generator)
+        total = 0.0
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"{spec.name} epoch {epoch}/{recipe.epochs}",
+            disable=not progress,
+            leave=False,
+        )
+        for step in bar:
+            idx = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
+            xb = x[idx]
+            if recipe.augment:
+                xb = augment_batch(xb, 2, generator)
+            loss = loss_fn(model(xb), y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += float(loss.detach()) * len(idx)
+        path = out_dir / checkpoint_name(epoch, recipe.lr)
+        torch.save(model.state_dict(), path)
+        log = EpochLog(
+            epoch,
+            total / len(y),
+            accuracy(model, x_mon, y_mon),
+            time.perf_counter() - start,
+            str(path),
+        )
+        logs.append(log)
+        if progress:
+            tqdm.write(
+                f"epoch {epoch}: loss {log.train_loss:.4f}  search acc "
+                f"{100 * log.monitor_accuracy:.2f} %  ({log.seconds:.0f} s)  -> {path}"
+            )
+    return logs
