@@ -1,11 +1,16 @@
 """Command line: parse flags (the seed's names kept) into a config, run one mode.
 
-Every :class:`~weightshare.errors.UserError` ends as one line on stderr and exit code 2.
+Each ``--mode`` lives in its own module under :mod:`weightshare.modes` and provides
+``add_arguments(parser)`` (its own argument group; module import must stay light: no torch,
+tensorflow or onnxruntime at module level) and ``main(args) -> int``. Flags shared by several
+modes are defined here once. Every :class:`~weightshare.errors.UserError` ends as one line on
+stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -13,13 +18,15 @@ from pathlib import Path
 from weightshare.errors import UserError
 from weightshare.networks.registry import DEFAULT_NETWORK, NETWORKS
 
-MODES = ("evaluate", "train")
+# mode name -> module; the module's docstring's first line is its help
+MODES = {
+    "evaluate": "weightshare.modes.evaluate",
+    "train": "weightshare.modes.train",
+}
 DEFAULT_MODE = "evaluate"
 
 _EPILOG = (
-    """\
-networks (--network_dataset):
-"""
+    "networks (--network_dataset):\n"
     + "\n".join(
         f"  {name:28s} {spec.category:5s}  {spec.description}" for name, spec in NETWORKS.items()
     )
@@ -27,7 +34,7 @@ networks (--network_dataset):
 
 examples:
   python main.py --mode train --network_dataset lenet5_fashionmnist
-  python main.py --mode evaluate --network_dataset lenet5_fashionmnist --k 16 --log_file runs/lenet5
+  python main.py --mode evaluate --network_dataset lenet5_fashionmnist --k 16 --log_file runs/l5
   python main.py --mode evaluate --k-per-layer k.json --granularity channel
 """
 )
@@ -41,17 +48,28 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _modules():
+    return {name: importlib.import_module(path) for name, path in MODES.items()}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser; ``python main.py --help`` prints it."""
+    modules = _modules()
+    modes_help = "; ".join(
+        f"{name}: {(mod.__doc__ or '').strip().splitlines()[0]}" for name, mod in modules.items()
+    )
     p = _Parser(
         prog="main.py",
         description="weightshare: retraining-free weight sharing of CNNs "
-        "(1-D k-means per layer: indices + codebook) and its evaluation.",
+        "(1-D k-means per layer: indices + codebook), its exploration and its codecs.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--mode", choices=MODES, default=DEFAULT_MODE, help=f"what to do (default: {DEFAULT_MODE})"
+        "--mode",
+        choices=tuple(MODES),
+        default=DEFAULT_MODE,
+        help=f"what to do (default: {DEFAULT_MODE}). {modes_help}",
     )
     p.add_argument(
         "--network_dataset",
@@ -102,41 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="torch threads for training and evaluation (default: min(2, cores))",
     )
-    ev = p.add_argument_group("evaluate")
-    ev.add_argument(
-        "--k",
-        type=int,
-        default=None,
-        metavar="K",
-        help="shared values per layer, the same for every clusterable layer, in [1, 65536]",
+    p.add_argument(
+        "--out", type=Path, default=None, metavar="FILE", help="output file of modes that write one"
     )
-    ev.add_argument(
-        "--k-per-layer",
-        default=None,
-        metavar="FILE.json",
-        help='JSON object {"layer name": k}; unnamed layers stay fp32',
-    )
-    ev.add_argument(
-        "--granularity",
-        choices=("layer", "channel"),
-        default="layer",
-        help="one codebook per layer (the paper's) or per output channel",
-    )
-    ev.add_argument(
-        "--init",
-        choices=("best", "linear", "quantile", "kmeans++"),
-        default="best",
-        help="k-means initialisation; 'best' keeps the lowest inertia of all, "
-        "the paper's 'linear' included (default: best)",
-    )
-    tr = p.add_argument_group("train")
-    tr.add_argument(
-        "--epochs",
-        type=int,
-        default=None,
-        metavar="N",
-        help="override the recipe's epochs (default: the documented recipe)",
-    )
+    for module in modules.values():
+        module.add_arguments(p)
     return p
 
 
@@ -144,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python main.py``; returns the process exit code."""
     args = build_parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        _check_common(args)
+        return importlib.import_module(MODES[args.mode]).main(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -153,49 +142,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _check_common(args: argparse.Namespace) -> None:
+    """Validate the shared flags before any heavy import; fill in derived defaults."""
     from weightshare.networks import get_network
     from weightshare.networks.checkpoints import default_cache_dir
-    from weightshare.networks.datasets import resolve_data_dir
 
-    get_network(args.network_dataset)  # unknown names fail before any heavy import
-    resolve_data_dir(args.data_dir)
+    get_network(args.network_dataset)
     if args.threads < 1:
         raise UserError(f"--threads must be an int >= 1; got {args.threads}")
-    cache_dir = args.cache_dir or default_cache_dir()
-    if args.mode == "train":
-        from weightshare.modes import train
-
-        if args.epochs is not None and args.epochs < 1:
-            raise UserError(f"--epochs must be an int >= 1; got {args.epochs}")
-        train.run(
-            train.TrainConfig(
-                args.network_dataset,
-                args.data_dir,
-                cache_dir,
-                args.epochs,
-                args.threads,
-                args.log_file,
-            )
-        )
-        return 0
-    from weightshare.modes import evaluate
-
-    k_per_layer = None if args.k_per_layer is None else evaluate.read_k_per_layer(args.k_per_layer)
-    k = 16 if args.k is None and k_per_layer is None else args.k
-    evaluate.run(
-        evaluate.EvaluateConfig(
-            network=args.network_dataset,
-            k=k,
-            k_per_layer=k_per_layer,
-            granularity=args.granularity,
-            init=args.init,
-            dataset_scale=args.dataset_scale,
-            data_dir=args.data_dir,
-            checkpoint=args.checkpoint,
-            cache_dir=cache_dir,
-            log_file=args.log_file,
-            threads=args.threads,
-        )
-    )
-    return 0
+    if not 0.0 < args.dataset_scale <= 1.0:
+        raise UserError(f"--dataset_scale must be a float in (0, 1]; got {args.dataset_scale!r}")
+    args.cache_dir = args.cache_dir or default_cache_dir()

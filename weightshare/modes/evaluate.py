@@ -1,4 +1,4 @@
-"""``--mode evaluate``: share the weights of every layer with a given k and score the result.
+"""share every layer's weights with a given k and score the result (search + holdout)
 
 The baseline and the candidate are scored on the same images (paired), on the ``search``
 split (scaled by ``--dataset_scale``) and on the ``holdout`` split; the model is restored to its
@@ -7,6 +7,7 @@ pristine weights afterwards.
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,3 +172,59 @@ def _scores(search, holdout) -> dict:
         "top5_search": search.top5,
         "top5_holdout": holdout.top5,
     }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``evaluate`` flags (``--granularity`` and ``--init`` serve the exploration too)."""
+    group = parser.add_argument_group("evaluate")
+    group.add_argument(
+        "--k",
+        type=int,
+        default=None,
+        metavar="K",
+        help="shared values per layer, the same for every clusterable layer, in [1, 65536] "
+        "(default 16 when --k-per-layer is not given)",
+    )
+    group.add_argument(
+        "--k-per-layer",
+        default=None,
+        metavar="FILE.json",
+        help='JSON object {"layer name": k}; unnamed layers stay fp32',
+    )
+    group.add_argument(
+        "--granularity",
+        choices=("layer", "channel"),
+        default="layer",
+        help="one codebook per layer (the paper's) or per output channel",
+    )
+    group.add_argument(
+        "--init",
+        choices=("best", "linear", "quantile", "kmeans++"),
+        default="best",
+        help="k-means initialisation; 'best' keeps the lowest inertia of all, "
+        "the paper's 'linear' included (default: best)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """``--mode evaluate`` from parsed flags."""
+    from weightshare.networks.datasets import resolve_data_dir
+
+    resolve_data_dir(args.data_dir)
+    k_per_layer = None if args.k_per_layer is None else read_k_per_layer(args.k_per_layer)
+    k = 16 if args.k is None and k_per_layer is None else args.k
+    config = EvaluateConfig(
+        network=args.network_dataset,
+        k=k,
+        k_per_layer=k_per_layer,
+        granularity=args.granularity,
+        init=args.init,
+        dataset_scale=args.dataset_scale,
+        data_dir=args.data_dir,
+        checkpoint=args.checkpoint,
+        cache_dir=args.cache_dir,
+        log_file=args.log_file,
+        threads=args.threads,
+    )
+    run(config)
+    return 0

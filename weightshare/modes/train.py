@@ -1,7 +1,10 @@
-"""``--mode train``: train a registry network and keep one checkpoint per epoch."""
+"""train a registry network on Fashion-MNIST, one EPOCH_LR.pt checkpoint per epoch
+
+See docs/networks.md for the recipes."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -66,3 +69,35 @@ def run(config: TrainConfig) -> dict:
         config.log_file.mkdir(parents=True, exist_ok=True)
         (config.log_file / "training.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``train`` flags."""
+    group = parser.add_argument_group("train")
+    group.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="override the recipe's epochs (default: the documented recipe)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """``--mode train`` from parsed flags."""
+    from weightshare.errors import UserError
+    from weightshare.networks.datasets import resolve_data_dir
+
+    resolve_data_dir(args.data_dir)
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError(f"--epochs must be an int >= 1; got {args.epochs}")
+    config = TrainConfig(
+        args.network_dataset,
+        args.data_dir,
+        args.cache_dir,
+        args.epochs,
+        args.threads,
+        args.log_file,
+    )
+    run(config)
+    return 0
