@@ -20,6 +20,7 @@ from weightshare.networks.registry import DEFAULT_NETWORK, NETWORKS
 
 # mode name -> module; the module's docstring's first line is its help
 MODES = {
+    "exploration": "weightshare.modes.exploration",
     "evaluate": "weightshare.modes.evaluate",
     "train": "weightshare.modes.train",
 }

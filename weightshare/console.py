@@ -50,3 +50,60 @@ def print_layer_table(result: dict) -> None:
         f"whole model {result['compression_ratio_model']:.2f}x, "
         f"entropy estimate {result['compression_ratio_entropy_estimate']:.2f}x (clustered layers)"
     )
+
+
+def print_exploration_summary(doc: dict, paths) -> None:
+    """The end-of-run summary of ``results.json``: target, best point, Pareto front, files."""
+    base = doc["baseline"]
+    console.print(
+        f"[bold]{doc['network']}[/bold] {doc['optimization']}: {doc['evaluations']} evaluations "
+        f"in {doc['wall_seconds']:.0f} s; fp32 accuracy {_pct(base['accuracy_search'])} "
+        f"(search), target {_pct(doc['accuracy_target'])} ({doc['accuracy_ratio']:g} x fp32)"
+    )
+    table = Table(title="feasible Pareto front (search images)")
+    for col in (
+        "trial",
+        "size KiB",
+        "ratio fixed",
+        "ratio coded",
+        "search",
+        "full search",
+        "holdout",
+        "passes holdout",
+    ):
+        table.add_column(col, justify="right")
+    best = doc["best"]
+    for p in doc["pareto"]:
+        mark = " *" if best and p["trial"] == best["trial"] else ""
+        table.add_row(
+            f"{p['trial']}{mark}",
+            f"{p['size_bytes'] / 1024:.1f}",
+            f"{p['compression_ratio_fixed']:.2f}x",
+            f"{p['compression_ratio_coded']:.2f}x",
+            _pct(p["accuracy_search"]),
+            _pct(p["accuracy_search_full"]) if "accuracy_search_full" in p else "",
+            _pct(p["accuracy_holdout"]) if "accuracy_holdout" in p else "",
+            {True: "yes", False: "NO"}.get(p.get("passes_holdout"), ""),
+        )
+    console.print(table)
+    if best is None:
+        console.print(
+            "[bold red]no evaluated point meets the accuracy target.[/bold red] "
+            "Closest points (most accurate first):"
+        )
+        for p in doc["closest"]:
+            console.print(
+                f"  trial {p['trial']}: {_pct(p['accuracy_search'])} at "
+                f"{p['compression_ratio_fixed']:.2f}x, k = {p['k_per_layer']}"
+            )
+    else:
+        console.print(
+            f"best (*): trial {best['trial']}, "
+            f"{best['compression_ratio_fixed']:.2f}x fixed-length, "
+            f"{best['compression_ratio_coded']:.2f}x coded (clustered layers), holdout "
+            f"{_pct(best['accuracy_holdout'])} -> "
+            + ("passes" if best.get("passes_holdout") else "[bold red]fails[/bold red]")
+            + " the target there"
+        )
+        console.print(f"k per layer: {best['k_per_layer']}")
+    console.print("wrote " + ", ".join(str(p) for p in paths))

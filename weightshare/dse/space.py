@@ -38,6 +38,14 @@ class Candidate:
     def as_dict(self) -> dict[str, int]:
         return dict(self.k)
 
+    @staticmethod
+    def parse(key: str) -> Candidate:
+        """Inverse of :meth:`key`."""
+        if key == "fp32":
+            return Candidate(())
+        pairs = (item.rsplit("=", 1) for item in key.split(","))
+        return Candidate(tuple(sorted((name, int(k)) for name, k in pairs)))
+
     def key(self) -> str:
         """A stable string id, e.g. ``conv1=4,fc1=16`` (``fp32`` for the empty candidate)."""
         return ",".join(f"{n}={v}" for n, v in self.k) or "fp32"

@@ -1,0 +1,108 @@
+"""The driver on a real network (LeNet-5 baseline) with the in-process executor."""
+
+import json
+
+import optuna
+import pytest
+
+from weightshare.dse.driver import Driver, ExploreConfig, pareto_front
+from weightshare.dse.executor import LocalExecutor
+from weightshare.dse.trials import TrialStore
+from weightshare.errors import UserError
+from weightshare.modes.loading import EvaluatorFactory
+from weightshare.networks.checkpoints import BASELINE_DIR
+
+SCALE = 0.05  # 250 search images: fast, and the whole-split confirmation still runs
+CONFIG = ExploreConfig(k_grid=(4, 16, 64), n_trials=12, population_size=4, max_final=2)
+
+
+@pytest.fixture(scope="module")
+def executor():
+    factory = EvaluatorFactory(
+        "lenet5_fashionmnist", str(BASELINE_DIR / "lenet5_fashionmnist.pt"), None, SCALE, 2
+    )
+    return LocalExecutor(factory)
+
+
+def _settings(**extra):
+    return {"network": "lenet5_fashionmnist", "dataset_scale": SCALE, **CONFIG.identity(), **extra}
+
+
+def _run(tmp_path, executor, config=CONFIG, settings=None):
+    store = TrialStore(f"sqlite:///{tmp_path / 'study.db'}", settings or _settings())
+    driver = Driver(config, store, executor)
+    return driver, driver.run()
+
+
+def test_two_step_finds_a_point_that_meets_the_target_on_the_whole_search_split(tmp_path, executor):
+    driver, outcome = _run(tmp_path, executor)
+    assert outcome.best is not None and not outcome.interrupted
+    key = outcome.best.candidate.key()
+    full = outcome.final[key]["search_full"]
+    assert (
+        full.n_images == 5000 and full.accuracy >= 0.99 * outcome.baseline["search_full"].accuracy
+    )
+    assert outcome.final[key]["holdout"].n_images == 5000
+    assert driver.layout.ratio_layers(outcome.best.bits_fixed) > 2.0
+    phases = {r.phase for r in driver.store.records()}
+    assert {"baseline", "sensitivity", "ladder", "search", "final"} <= phases
+    # step 1: every layer alone at every k of its grid (conv1 has 150 weights: all 3 k fit)
+    one_layer = [r for r in driver.store.records("sensitivity")]
+    assert len(one_layer) == 5 * 3
+    assert all(len(r.candidate.k) == 1 for r in one_layer)
+
+
+def test_rerun_resumes_without_evaluating_anything_again(tmp_path, executor):
+    _, first = _run(tmp_path, executor)
+    driver, second = _run(tmp_path, executor)
+    assert driver.evaluations == 0
+    assert second.evaluations == first.evaluations
+    assert second.best.candidate == first.best.candidate
+
+
+def test_a_rerun_with_other_settings_is_refused_naming_the_setting(tmp_path, executor):
+    _run(tmp_path, executor, config=ExploreConfig(k_grid=(4, 16), n_trials=0, max_final=1))
+    other = _settings(dataset_scale=0.5, k_grid=[4, 16])
+    with pytest.raises(
+        UserError, match=r"was made with dataset_scale=0.05 but this run has dataset_scale=0.5"
+    ):
+        TrialStore(f"sqlite:///{tmp_path / 'study.db'}", other)
+
+
+def test_an_impossible_target_reports_the_closest_points(tmp_path, executor):
+    config = ExploreConfig(k_grid=(2,), accuracy_ratio=1.0, n_trials=3, population_size=2)
+    _, outcome = _run(tmp_path, executor, config, _settings(k_grid=[2], accuracy_ratio=1.0))
+    assert outcome.best is None and outcome.pareto == []
+    assert 1 <= len(outcome.closest) <= 5
+    accs = [r.accuracy for r in outcome.closest]
+    assert accs == sorted(accs, reverse=True)
+
+
+def test_stale_running_trials_of_a_killed_run_are_failed_on_resume(tmp_path, executor):
+    store = TrialStore(f"sqlite:///{tmp_path / 'study.db'}", _settings())
+    study = store.study("search")
+    study.ask()  # left RUNNING, as a SIGKILLed driver leaves it
+    assert store.fail_stale("search") == 1
+    states = [t.state for t in study.get_trials()]
+    assert states == [optuna.trial.TrialState.FAIL]
+
+
+def test_pareto_front_keeps_non_dominated_points_sorted_by_size():
+    class R:
+        def __init__(self, key, size, acc):
+            self.candidate = type("C", (), {"key": lambda s, k=key: k})()
+            self.size, self.accuracy = size, acc
+
+    pts = [R("a", 10, 0.90), R("b", 5, 0.91), R("c", 20, 0.95), R("d", 30, 0.93), R("b", 5, 0.2)]
+    front = pareto_front(pts, lambda r: r.size)
+    assert [(r.size, r.accuracy) for r in front] == [(5, 0.91), (20, 0.95)]
+    assert len(pareto_front(pts, lambda r: r.size, dominated=True)) == 4
+
+
+def test_settings_are_stored_with_the_study(tmp_path):
+    store = TrialStore(f"sqlite:///{tmp_path / 'study.db'}", _settings())
+    assert store.study("baseline").user_attrs["settings"] == json.loads(json.dumps(_settings()))
+    with pytest.raises(UserError, match="--storage must be a URL"):
+        TrialStore("study.db", _settings())
+    with pytest.raises(UserError, match="cannot open --storage"):
+        TrialStore("nosuchdb://user@host/x", _settings())

@@ -1,0 +1,46 @@
+import pytest
+
+from weightshare.dse.driver import PAPER_K_GRID
+from weightshare.dse.sensitivity import Option, one_layer_candidates, paper_options, pareto_options
+from weightshare.dse.space import FP32
+
+
+def test_one_layer_candidates_cover_every_layer_and_k():
+    cands = one_layer_candidates({"a": (2, 4), "b": (8,)})
+    assert [c.key() for c in cands] == ["a=2", "a=4", "b=8"]
+
+
+def test_pareto_options_keep_passing_efficient_points_and_fp32():
+    points = [
+        Option(2, 100, 0.05),  # fails alone
+        Option(4, 200, 0.008),
+        Option(6, 260, 0.009),  # dominated: bigger and worse than k=4
+        Option(8, 300, 0.002),
+        Option(16, 400, 0.002),  # not strictly better than k=8
+        Option(32, 500, -0.001),
+    ]
+    kept = pareto_options(points, fp32_bits=3200, max_loss=0.01)
+    assert [(o.k, o.bits) for o in kept] == [(4, 200), (8, 300), (32, 500)]
+    only_fp32 = pareto_options([Option(2, 100, 0.5)], fp32_bits=3200, max_loss=0.01)
+    assert only_fp32 == [Option(FP32, 3200, 0.0)]
+
+
+def test_paper_options_keep_the_best_k_per_bit_width():
+    accs = {"a": {2: 0.80, 3: 0.95, 4: 0.97, 5: 0.99, 6: 0.98, 8: 0.985}}
+    kept, ratio = paper_options(accs, baseline=1.0, ratio=0.96)
+    # 1 bit: k=2 fails; 2 bits: {3, 4} -> 4; 3 bits: {5, 6, 8} -> 5 (most accurate)
+    assert kept == {"a": [4, 5]} and ratio == 0.96
+
+
+def test_paper_options_relax_the_ratio_by_0_9_until_every_layer_has_a_k():
+    accs = {"a": {4: 0.99}, "b": {4: 0.85}}
+    kept, ratio = paper_options(accs, baseline=1.0, ratio=0.99)
+    assert kept == {"a": [4], "b": [4]}
+    assert ratio == pytest.approx(0.99 * 0.9 * 0.9)  # 0.85 > 0.8019, not > 0.891
+    never, _ = paper_options({"c": {4: 0.1}}, baseline=1.0, ratio=0.99)
+    assert never == {"c": [FP32]}
+
+
+def test_paper_grid_is_the_seeds_81_values():
+    assert len(PAPER_K_GRID) == 81
+    assert PAPER_K_GRID[:5] == (2, 3, 4, 5, 6) and PAPER_K_GRID[-1] == 1024

@@ -1,0 +1,56 @@
+import pytest
+
+from weightshare.dse.space import (
+    DEFAULT_K_GRID,
+    Candidate,
+    k_grid,
+    layer_grid,
+    parse_k_grid,
+    select_layers,
+)
+from weightshare.errors import UserError
+
+
+def test_candidate_key_round_trips_and_drops_fp32_layers():
+    cand = Candidate.of({"fc1": 16, "conv1": 4, "fc2": 0})
+    assert cand.key() == "conv1=4,fc1=16"
+    assert Candidate.parse(cand.key()) == cand
+    assert Candidate.parse("fp32") == Candidate(()) and Candidate(()).key() == "fp32"
+    assert Candidate.parse("layer1.0.conv1=8").as_dict() == {"layer1.0.conv1": 8}
+
+
+def test_default_grid_is_powers_of_two_and_halfway_values():
+    assert DEFAULT_K_GRID == (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+    assert k_grid(4, 32) == (4, 6, 8, 12, 16, 24, 32)
+    assert k_grid(2, 256, (5, 300, 2)) == (5, 2)
+
+
+@pytest.mark.parametrize(
+    "k_min, k_max, message",
+    [
+        (1, 8, r"--k-min must be an int in \[2, 65536\]; got 1"),
+        (8, 4, "must not exceed"),
+        (5, 5, "no k of the grid"),
+    ],
+)
+def test_bad_grid_bounds(k_min, k_max, message):
+    with pytest.raises(UserError, match=message):
+        k_grid(k_min, k_max)
+
+
+def test_parse_k_grid():
+    assert parse_k_grid("16, 4,4,8") == (4, 8, 16)
+    for text in ("4,x", "", "1,4", "4,70000"):
+        with pytest.raises(UserError, match="--k-grid"):
+            parse_k_grid(text)
+
+
+def test_select_layers_and_layer_grid():
+    names = ["conv1", "conv2", "fc1", "fc3"]
+    assert select_layers(names, None) == names
+    assert select_layers(names, "^conv") == ["fc1", "fc3"]
+    with pytest.raises(UserError, match="skips every layer"):
+        select_layers(names, ".")
+    with pytest.raises(UserError, match="not a valid regular expression"):
+        select_layers(names, "(")
+    assert layer_grid((2, 4, 8, 16), 10) == (2, 4, 8)

@@ -1,0 +1,237 @@
+"""Outputs of an exploration: ``results.json``, ``pareto.csv``, ``trials.csv`` and PNG plots.
+
+Everything here reads the :class:`~weightshare.dse.driver.Outcome` and the trial store; nothing
+is evaluated. Sizes are reported under both size models (``fixed``: the seed's fixed-length
+indices + fp32 codebooks; ``coded``: entropy-coded indices + codebooks) and as the seed's
+ratio over the clusterable layers and as a whole-model ratio.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from weightshare.dse.driver import Driver, Outcome
+from weightshare.dse.trials import Record
+
+POINT_FIELDS = (
+    "trial",
+    "phase",
+    "accuracy_search",
+    "size_bytes",
+    "size_bytes_fixed",
+    "size_bytes_coded",
+    "compression_ratio_fixed",
+    "compression_ratio_coded",
+    "compression_ratio_model_fixed",
+    "compression_ratio_model_coded",
+)
+
+
+def point(driver: Driver, outcome: Outcome, record: Record) -> dict:
+    """One evaluated candidate as a JSON-able dict (sizes under both models, final scores)."""
+    layout = driver.layout
+    out = {
+        "trial": record.trial_id,
+        "phase": record.phase,
+        "k_per_layer": record.candidate.as_dict(),
+        "accuracy_search": record.accuracy,
+        "size_bytes": driver.size_bytes(record),
+        "size_bytes_fixed": layout.model_bits(record.bits_fixed) / 8,
+        "size_bytes_coded": layout.model_bits(record.bits_coded) / 8,
+        "compression_ratio_fixed": layout.ratio_layers(record.bits_fixed),
+        "compression_ratio_coded": layout.ratio_layers(record.bits_coded),
+        "compression_ratio_model_fixed": layout.ratio_model(record.bits_fixed),
+        "compression_ratio_model_coded": layout.ratio_model(record.bits_coded),
+    }
+    ratio = driver.config.accuracy_ratio
+    for split, rec in outcome.final.get(record.candidate.key(), {}).items():
+        if split == "search":
+            continue
+        out[f"accuracy_{split}"] = rec.accuracy
+        out[f"passes_{split}"] = rec.accuracy >= ratio * outcome.baseline[split].accuracy
+    return out
+
+
+def results(
+    driver: Driver,
+    outcome: Outcome,
+    *,
+    network: str,
+    backend: str,
+    settings: dict,
+    wall_seconds: float,
+) -> dict:
+    """The ``results.json`` document."""
+    base = {f"accuracy_{split}": rec.accuracy for split, rec in outcome.baseline.items()}
+    status = "interrupted" if outcome.interrupted else ("ok" if outcome.best else "infeasible")
+    return {
+        "network": network,
+        "backend": backend,
+        "optimization": driver.config.optimization,
+        "status": status,
+        "baseline": base,
+        "accuracy_ratio": driver.config.accuracy_ratio,
+        "accuracy_target": outcome.target,
+        "size_model": driver.config.size_model,
+        "original_bytes": driver.layout.original_bits / 8,
+        "best": None if outcome.best is None else point(driver, outcome, outcome.best),
+        "pareto": [point(driver, outcome, r) for r in outcome.pareto],
+        "closest": [point(driver, outcome, r) for r in outcome.closest],
+        "evaluations": outcome.evaluations,
+        "wall_seconds": wall_seconds,
+        "surrogate_alpha": None if math.isnan(driver.alpha) else driver.alpha,
+        "layers": [
+            {
+                "name": name,
+                "n_weights": n,
+                "explored": name in driver.grids,
+                "options": [
+                    {"k": o.k, "bits": o.bits, "loss": o.loss}
+                    for o in outcome.options.get(name, [])
+                ],
+            }
+            for name, n in driver.layout.n_weights.items()
+        ],
+        "settings": settings,
+    }
+
+
+def write(directory: Path, doc: dict, driver: Driver, outcome: Outcome) -> list[Path]:
+    """Write results.json, pareto.csv, trials.csv and the plots; return the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / "results.json", directory / "pareto.csv", directory / "trials.csv"]
+    paths[0].write_text(json.dumps(doc, indent=2) + "\n")
+    _csv(paths[1], doc["pareto"])
+    records = driver.store.records()
+    _csv(paths[2], [_trial_row(driver, r) for r in records])
+    paths += _plots(directory, doc, driver, outcome, records)
+    return paths
+
+
+def _trial_row(driver: Driver, r: Record) -> dict:
+    layout = driver.layout
+    return {
+        "trial": r.trial_id,
+        "phase": r.phase,
+        "number": r.number,
+        "split": r.split,
+        "accuracy": r.accuracy,
+        "n_images": r.n_images,
+        "feasible": r.split != "search" or r.accuracy >= driver.target,
+        "size_bytes": driver.size_bytes(r),
+        "compression_ratio_fixed": layout.ratio_layers(r.bits_fixed),
+        "compression_ratio_coded": layout.ratio_layers(r.bits_coded),
+        "seconds": r.seconds,
+        "reused": r.reused,
+        "k": r.candidate.key(),
+    }
+
+
+def _csv(path: Path, rows: list[dict]) -> None:
+    """Rows as CSV; a ``k_per_layer`` mapping becomes a ``k`` column ``name=k;name=k``."""
+    flat = []
+    for row in rows:
+        row = dict(row)
+        if "k_per_layer" in row:
+            row["k"] = ";".join(f"{n}={k}" for n, k in row.pop("k_per_layer").items())
+        flat.append(row)
+    fields = list(dict.fromkeys(key for row in flat for key in row)) or list(POINT_FIELDS)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(flat)
+
+
+def _plots(directory: Path, doc: dict, driver: Driver, outcome: Outcome, records) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    written = []
+    search = [r for r in records if r.split == "search" and r.phase != "baseline"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter(
+        [driver.size_bytes(r) / 1024 for r in search],
+        [100 * r.accuracy for r in search],
+        s=8,
+        c="lightgray",
+        label="evaluated",
+    )
+    front = outcome.pareto
+    ax.plot(
+        [driver.size_bytes(r) / 1024 for r in front],
+        [100 * r.accuracy for r in front],
+        "o-",
+        c="tab:blue",
+        ms=4,
+        label="feasible Pareto front",
+    )
+    ax.axhline(
+        100 * outcome.target,
+        c="tab:red",
+        ls="--",
+        label=f"target {100 * driver.config.accuracy_ratio:g} % of fp32",
+    )
+    if outcome.best is not None:
+        ax.plot(
+            [driver.size_bytes(outcome.best) / 1024],
+            [100 * outcome.best.accuracy],
+            "*",
+            c="tab:orange",
+            ms=14,
+            label="best",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel(f"model size, KiB ({driver.config.size_model} size model, log scale)")
+    ax.set_ylabel("top-1 accuracy on the search images, %")
+    ax.set_title(f"{doc['network']}: {doc['optimization']}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    written.append(directory / "pareto.png")
+    fig.savefig(written[-1], dpi=120)
+    plt.close(fig)
+
+    if outcome.best is not None:
+        names = list(driver.layout.n_weights)
+        k_map = outcome.best.candidate.as_dict()
+        bits = [math.log2(k_map[n]) if n in k_map else 32 for n in names]
+        fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(names)), 4))
+        ax.bar(
+            range(len(names)), bits, color=["tab:blue" if n in k_map else "tab:gray" for n in names]
+        )
+        for i, n in enumerate(names):
+            ax.text(i, bits[i], str(k_map.get(n, "fp32")), ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(range(len(names)), names, rotation=70, ha="right", fontsize=7)
+        ax.set_ylabel("log2 k (bits of a fixed-length index)")
+        ax.set_title("best point: shared values per layer (gray: fp32)")
+        fig.tight_layout()
+        written.append(directory / "k_per_layer.png")
+        fig.savefig(written[-1], dpi=120)
+        plt.close(fig)
+
+    one_layer = [r for r in records if r.phase == "sensitivity"]
+    if one_layer:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        curves: dict[str, list[tuple[int, float]]] = {}
+        for r in one_layer:
+            ((layer, k),) = r.candidate.k
+            curves.setdefault(layer, []).append((k, 100 * r.accuracy))
+        for layer, pts in curves.items():
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], ".-", lw=1, ms=3, label=layer)
+        ax.axhline(100 * outcome.target, c="tab:red", ls="--", label="target")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("k (shared values) of the one shared layer")
+        ax.set_ylabel("top-1 accuracy on the search images, %")
+        ax.set_title("step 1: each layer shared alone")
+        if len(curves) <= 25:
+            ax.legend(fontsize=6, ncol=2, loc="lower right")
+        fig.tight_layout()
+        written.append(directory / "sensitivity.png")
+        fig.savefig(written[-1], dpi=120)
+        plt.close(fig)
+    return written

@@ -1,0 +1,254 @@
+"""Every evaluation is an Optuna trial: this module stores and reads them back.
+
+One storage (``DIR/study.db`` by default) holds one study per phase, named
+``weightshare/<phase>``. Each completed trial carries, in its user attributes, the candidate's
+key, the split it was scored on, the accuracy and the sizes, so a rerun rebuilds everything it
+knows from the storage alone and never evaluates the same (candidate, split) twice.
+The settings that define the exploration are stored with the first study; a rerun with
+different settings is refused with the name of the setting that differs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+
+from weightshare.dse.evaluator import EvalResult
+from weightshare.dse.space import Candidate
+from weightshare.errors import UserError
+
+STUDY_PREFIX = "weightshare/"
+DIRECTIONS = ("minimize", "maximize")  # size in bytes, accuracy
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@dataclass(frozen=True)
+class Record:
+    """A completed evaluation as stored.
+
+    Attributes:
+        phase: study phase (``baseline``, ``sensitivity``, ``ladder``, ``search``, ``final``).
+        number: trial number within its phase's study.
+        trial_id: the storage-wide unique trial id.
+        candidate: the configuration.
+        split: split scored (``search``, ``search_full``, ``holdout``).
+        accuracy, top5: top-1 and top-5 in [0, 1]; n_images: images scored.
+        bits_fixed / bits_coded: clusterable-layer bits per layer under each size model.
+        seconds: evaluation wall time (0 for a reused result).
+        reused: True when the result was copied from an earlier identical evaluation.
+    """
+
+    phase: str
+    number: int
+    trial_id: int
+    candidate: Candidate
+    split: str
+    accuracy: float
+    top5: float
+    n_images: int
+    bits_fixed: dict[str, int]
+    bits_coded: dict[str, float]
+    seconds: float
+    reused: bool
+
+
+def open_storage(url: str):
+    """An Optuna storage for ``url``; UserError when it cannot be opened."""
+    try:
+        return optuna.storages.get_storage(url) if "://" in url else None
+    except Exception as exc:  # sqlalchemy/optuna raise many types for a bad URL
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot open --storage {url!r} ({first})") from None
+
+
+class TrialStore:
+    """Studies of one exploration in one storage.
+
+    Args:
+        storage: an Optuna storage URL (``sqlite:///DIR/study.db``, ``postgresql://...``).
+        settings: the settings that define the exploration (JSON-able); checked on resume.
+    """
+
+    def __init__(self, storage: str, settings: dict) -> None:
+        self.url = storage
+        self.storage = open_storage(storage)
+        if self.storage is None:
+            raise UserError(f"--storage must be a URL such as sqlite:///study.db; got {storage!r}")
+        self.settings = json.loads(json.dumps(settings))
+        self._studies: dict[str, optuna.Study] = {}
+        self._check_settings()
+        self._by_key: dict[tuple[str, str], Record] = {}
+        for record in self.records():
+            self._by_key.setdefault((record.candidate.key(), record.split), record)
+
+    def _check_settings(self) -> None:
+        study = self.study("baseline")
+        stored = study.user_attrs.get("settings")
+        if stored is None:
+            study.set_user_attr("settings", self.settings)
+            return
+        differ = [
+            k
+            for k in sorted(set(stored) | set(self.settings))
+            if stored.get(k) != self.settings.get(k)
+        ]
+        if differ:
+            k = differ[0]
+            raise UserError(
+                f"the study in {self.url} was made with {k}={stored.get(k)!r} but this run has "
+                f"{k}={self.settings.get(k)!r}"
+                + (f" (and {len(differ) - 1} more settings differ)" if len(differ) > 1 else "")
+                + ": rerun with the same settings to resume, or use another --log_file/--storage"
+            )
+
+    def study(self, phase: str, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+        """The (created or loaded) study of ``phase``; a given sampler replaces the cached one."""
+        if phase not in self._studies or sampler is not None:
+            self._studies[phase] = optuna.create_study(
+                storage=self.storage,
+                study_name=STUDY_PREFIX + phase,
+                directions=list(DIRECTIONS),
+                sampler=sampler or optuna.samplers.RandomSampler(seed=0),
+                load_if_exists=True,
+            )
+        return self._studies[phase]
+
+    def phases(self) -> list[str]:
+        names = [s.study_name for s in optuna.get_all_study_summaries(self.storage)]
+        return [n[len(STUDY_PREFIX) :] for n in names if n.startswith(STUDY_PREFIX)]
+
+    def records(self, phase: str | None = None) -> list[Record]:
+        """Completed evaluations, of one phase or of all, in phase then trial order."""
+        out = []
+        for name in [phase] if phase else self.phases():
+            for trial in self.study(name).get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                out.append(_record(name, trial))
+        return out
+
+    def lookup(self, candidate: Candidate, split: str) -> Record | None:
+        """A stored evaluation of the same candidate on the same split, if any."""
+        return self._by_key.get((candidate.key(), split))
+
+    def fail_stale(self, phase: str) -> int:
+        """Mark trials left RUNNING by a killed run as FAIL (this driver is the only writer)."""
+        study = self.study(phase)
+        stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+        for trial in stale:
+            if trial.state == TrialState.RUNNING:
+                study.tell(trial.number, state=TrialState.FAIL)
+        return sum(t.state == TrialState.RUNNING for t in stale)
+
+    def attrs(
+        self, result: EvalResult, size_bytes: float, target: float | None, reused: bool
+    ) -> dict:
+        return {
+            "key": result.key,
+            "split": result.split,
+            "accuracy": result.accuracy,
+            "top5": result.top5,
+            "n_images": result.n_images,
+            "bits_fixed": result.layer_bits_fixed,
+            "bits_coded": result.layer_bits_coded,
+            "size_bytes": size_bytes,
+            "seconds": 0.0 if reused else result.seconds,
+            "reused": reused,
+            "target": target,
+        }
+
+    def add(
+        self,
+        phase: str,
+        candidate: Candidate,
+        result: EvalResult,
+        *,
+        size_bytes: float,
+        target: float | None,
+        params: dict | None = None,
+        distributions: dict | None = None,
+        reused: bool = False,
+    ) -> Record:
+        """Store a finished evaluation that no sampler asked for (baseline, step 1, ladder)."""
+        # Phases without a sampler store no params (a categorical's choices may never change
+        # within a study): the candidate lives in the user attributes, as for every trial.
+        params, distributions = params or {}, distributions or {}
+        constraints = None if target is None else {"accuracy": target - result.accuracy}
+        trial = optuna.trial.create_trial(
+            values=[size_bytes, result.accuracy],
+            params=params,
+            distributions=distributions,
+            user_attrs=self.attrs(result, size_bytes, target, reused),
+            constraints=constraints,
+        )
+        # Study.add_trial, but keeping the storage's trial id (add_trial returns nothing).
+        study_id = self.storage.get_study_id_from_name(self.study(phase).study_name)
+        trial_id = self.storage.create_new_trial(study_id, template_trial=trial)
+        record = _record(phase, self.storage.get_trial(trial_id))
+        self._by_key.setdefault((result.key, result.split), record)
+        return record
+
+    def tell(
+        self,
+        phase: str,
+        trial: optuna.Trial,
+        candidate: Candidate,
+        result: EvalResult,
+        *,
+        size_bytes: float,
+        target: float,
+        reused: bool,
+        confirmed: tuple[float, float] | None = None,
+    ) -> Record:
+        """Finish a trial that a sampler asked for.
+
+        ``confirmed`` = (accuracy, target) on the whole search split: when given, the sampler
+        is told that accuracy and judged against that target (the scaled split is noisy).
+        """
+        for name, value in self.attrs(result, size_bytes, target, reused).items():
+            trial.set_user_attr(name, value)
+        accuracy, target = confirmed or (result.accuracy, target)
+        trial.set_user_attr("confirmed_accuracy", None if confirmed is None else accuracy)
+        trial.set_constraint("accuracy", target - accuracy)
+        frozen = self.study(phase).tell(trial, [size_bytes, accuracy])
+        record = _record(phase, frozen)
+        self._by_key.setdefault((result.key, result.split), record)
+        return record
+
+
+def _record(phase: str, trial) -> Record:
+    a = trial.user_attrs
+    return Record(
+        phase=phase,
+        number=trial.number,
+        trial_id=trial._trial_id,
+        candidate=Candidate.parse(a["key"]),
+        split=a["split"],
+        accuracy=a["accuracy"],
+        top5=a["top5"],
+        n_images=a["n_images"],
+        bits_fixed={k: int(v) for k, v in a["bits_fixed"].items()},
+        bits_coded={k: float(v) for k, v in a["bits_coded"].items()},
+        seconds=a["seconds"],
+        reused=a["reused"],
+    )
+
+
+def result_of(record: Record) -> EvalResult:
+    """The stored evaluation as an :class:`EvalResult` (for reuse by an identical candidate)."""
+    return EvalResult(
+        key=record.candidate.key(),
+        split=record.split,
+        accuracy=record.accuracy,
+        top5=record.top5,
+        n_images=record.n_images,
+        correct=round(record.accuracy * record.n_images),
+        seconds=record.seconds,
+        layer_bits_fixed=record.bits_fixed,
+        layer_bits_coded=record.bits_coded,
+    )
+
+
+logging.getLogger("optuna").setLevel(logging.WARNING)

@@ -1,0 +1,286 @@
+"""search the k of every layer for the smallest model that meets the accuracy target
+
+Two-step heuristic (per-layer sensitivity, then a calibrated knapsack ladder refined by
+NSGA-II), plain NSGA-II / TPE, or the seed's algorithm (``paper``), evaluated on Ray workers and
+kept in a resumable Optuna study (``DIR/study.db``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import time
+from pathlib import Path
+
+from weightshare.errors import UserError
+
+OPTIMIZATIONS = ("two_step_optimization", "nsga2", "tpe", "paper")
+EXIT_INFEASIBLE = 3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``exploration`` flags (the seed's names kept: ``--optimization``,
+    ``--with_local_optimization``)."""
+    g = parser.add_argument_group("exploration")
+    g.add_argument(
+        "--optimization",
+        default="two_step_optimization",
+        metavar="NAME",
+        help=f"search algorithm, one of {', '.join(OPTIMIZATIONS)} "
+        "(default: two_step_optimization; 'paper' = the seed's, bugs fixed)",
+    )
+    g.add_argument(
+        "--with_local_optimization",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="1: step 1, each layer alone at each k (default); 0: skip it",
+    )
+    g.add_argument(
+        "--mlperf-category",
+        choices=("heavy", "light"),
+        default=None,
+        help="accuracy target 99 %% (heavy) or 98 %% (light) of fp32; "
+        "default: the network's category",
+    )
+    g.add_argument(
+        "--accuracy-ratio",
+        type=float,
+        default=None,
+        metavar="R",
+        help="target = R x fp32 accuracy, overrides --mlperf-category",
+    )
+    g.add_argument(
+        "--k-min", type=int, default=2, metavar="K", help="smallest k searched (default 2)"
+    )
+    g.add_argument(
+        "--k-max", type=int, default=256, metavar="K", help="largest k searched (default 256)"
+    )
+    g.add_argument(
+        "--k-grid",
+        default=None,
+        metavar="K1,K2,...",
+        help="explicit k grid (default: powers of two 2..256 and the values between; "
+        "paper: the seed's 81 values 2..1024)",
+    )
+    g.add_argument(
+        "--skip-layers", default=None, metavar="REGEX", help="layers whose name matches stay fp32"
+    )
+    g.add_argument(
+        "--size-model",
+        choices=("fixed", "coded"),
+        default="coded",
+        help="objective: fixed-length indices + fp32 codebooks (the seed's) or "
+        "entropy-coded indices (default: coded)",
+    )
+    g.add_argument(
+        "--n-trials",
+        type=int,
+        default=None,
+        metavar="N",
+        help="trials of the final search phase (default 100; paper: 10000)",
+    )
+    g.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds for the final search phase (default: none)",
+    )
+    g.add_argument(
+        "--population-size",
+        type=int,
+        default=20,
+        metavar="P",
+        help="NSGA-II population of the two-step and nsga2 searches (default 20)",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="Ray workers, each holding the model (default: cores; 0 = in this process)",
+    )
+    g.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="join an existing Ray cluster instead of starting one",
+    )
+    g.add_argument(
+        "--storage",
+        default=None,
+        metavar="URL",
+        help="Optuna storage URL (default: sqlite:///DIR/study.db); "
+        "postgresql://... to share a study between machines",
+    )
+    g.add_argument(
+        "--seed", type=int, default=0, help="seed of the samplers and k-means (default 0)"
+    )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def main(args: argparse.Namespace) -> int:
+    """``--mode exploration`` from parsed flags; returns the exit code."""
+    from weightshare.dse.driver import PAPER_K_GRID, ExploreConfig
+    from weightshare.dse.space import k_grid, parse_k_grid
+    from weightshare.networks import MLPERF_RATIO, get_network
+    from weightshare.networks.checkpoints import find_checkpoint
+    from weightshare.networks.datasets import resolve_data_dir
+
+    spec = get_network(args.network_dataset)
+    resolve_data_dir(args.data_dir)
+    if args.optimization not in OPTIMIZATIONS:
+        raise UserError(f"--optimization must be one of {OPTIMIZATIONS}; got {args.optimization!r}")
+    if args.optimization == "paper" and not args.with_local_optimization:
+        raise UserError("--optimization paper needs step 1: use --with_local_optimization 1")
+    ratio = args.accuracy_ratio or MLPERF_RATIO[args.mlperf_category or spec.category]
+    if not 0.0 < ratio <= 1.0:
+        raise UserError(f"--accuracy-ratio must be a float in (0, 1]; got {ratio!r}")
+    for name, value, low in (
+        ("--n-trials", args.n_trials, 0),
+        ("--workers", args.workers, 0),
+        ("--population-size", args.population_size, 2),
+    ):
+        if value is not None and value < low:
+            raise UserError(f"{name} must be an int >= {low}; got {value}")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UserError(f"--timeout must be a positive number of seconds; got {args.timeout}")
+    grid = (
+        parse_k_grid(args.k_grid)
+        if args.k_grid
+        else (PAPER_K_GRID if args.optimization == "paper" else None)
+    )
+    k_max = (
+        max(args.k_max, max(grid))
+        if grid and not args.k_grid and args.optimization == "paper"
+        else args.k_max
+    )
+    config = ExploreConfig(
+        optimization=args.optimization,
+        with_local_optimization=bool(args.with_local_optimization),
+        accuracy_ratio=ratio,
+        k_grid=k_grid(args.k_min, k_max, grid),
+        skip_layers=args.skip_layers,
+        size_model=args.size_model,
+        n_trials=args.n_trials,
+        timeout=args.timeout,
+        population_size=args.population_size,
+        seed=args.seed,
+    )
+    out_dir = Path(args.log_file or Path("runs") / spec.name)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / ".write-test").touch()
+        (out_dir / ".write-test").unlink()
+    except OSError as exc:
+        raise UserError(
+            f"--log_file {out_dir} is not a writable directory ({exc.strerror})"
+        ) from None
+    checkpoint = find_checkpoint(spec.name, args.checkpoint, args.cache_dir)
+    if checkpoint is None:
+        from weightshare.modes.loading import load_backend
+
+        _, checkpoint = load_backend(spec, None, args.cache_dir, args.data_dir, args.threads)
+    return run(args, spec, config, out_dir, Path(checkpoint))
+
+
+def run(args, spec, config, out_dir: Path, checkpoint: Path) -> int:
+    """Open the study, start the workers, explore, write the outputs, print the summary."""
+    from weightshare.console import print_exploration_summary
+    from weightshare.dse import report
+    from weightshare.dse.driver import Driver
+    from weightshare.dse.executor import LocalExecutor, RayExecutor
+    from weightshare.dse.trials import TrialStore
+    from weightshare.modes.loading import EvaluatorFactory
+    from weightshare.networks.datasets import SPLIT_SEED
+
+    settings = {
+        "network": spec.name,
+        "checkpoint_sha256": _sha256(checkpoint),
+        "dataset_scale": args.dataset_scale,
+        "split_seed": SPLIT_SEED,
+        "granularity": args.granularity,
+        "init": args.init,
+        **config.identity(),
+    }
+    storage = args.storage or f"sqlite:///{out_dir.resolve() / 'study.db'}"
+    store = TrialStore(storage, settings)
+    workers = args.workers
+    threads = args.threads if workers == 0 else max(1, (os.cpu_count() or 1) // max(1, workers))
+    factory = EvaluatorFactory(
+        spec.name,
+        str(checkpoint),
+        args.data_dir,
+        args.dataset_scale,
+        threads,
+        args.granularity,
+        args.init,
+        args.seed,
+    )
+    if workers == 0:
+        executor = LocalExecutor(factory)
+    else:
+        from weightshare.dse import ray_runtime
+
+        ray_runtime.start(args.ray_address, workers)
+        executor = RayExecutor(factory, workers)
+    progress = _Progress()
+    start = time.perf_counter()
+    try:
+        driver = Driver(config, store, executor, progress)
+        outcome = driver.run()
+    finally:
+        progress.close()
+        executor.close()
+    doc = report.results(
+        driver,
+        outcome,
+        network=spec.name,
+        backend="pytorch",
+        settings={
+            **settings,
+            "storage": storage,
+            "workers": workers,
+            "n_trials": config.n_trials,
+            "timeout": config.timeout,
+            "checkpoint": str(checkpoint),
+        },
+        wall_seconds=time.perf_counter() - start,
+    )
+    paths = report.write(out_dir, doc, driver, outcome)
+    print_exploration_summary(doc, paths)
+    if outcome.interrupted:
+        return 130
+    if outcome.best is None:
+        return EXIT_INFEASIBLE
+    return 0
+
+
+class _Progress:
+    """One tqdm bar per phase: evaluations done / planned, best feasible ratio so far."""
+
+    def __init__(self) -> None:
+        self.bars = {}
+
+    def __call__(self, phase: str, done: int, total: int, best_ratio: float) -> None:
+        from tqdm import tqdm
+
+        bar = self.bars.get(phase)
+        if bar is None:
+            for other in self.bars.values():
+                other.close()
+            bar = self.bars[phase] = tqdm(total=total, desc=f"{phase:11s}", unit="eval", leave=True)
+        bar.total = max(total, done)
+        bar.n = done
+        if best_ratio == best_ratio:  # not NaN
+            bar.set_postfix_str(f"best feasible ratio {best_ratio:.2f}x", refresh=False)
+        bar.refresh()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
