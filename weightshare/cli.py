@@ -23,6 +23,8 @@ MODES = {
     "exploration": "weightshare.modes.exploration",
     "evaluate": "weightshare.modes.evaluate",
     "train": "weightshare.modes.train",
+    "encode": "weightshare.modes.encode",
+    "decode": "weightshare.modes.decode",
 }
 DEFAULT_MODE = "evaluate"
 

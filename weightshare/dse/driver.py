@@ -312,14 +312,13 @@ class Driver:
         else:
             full = {layer: [FP32, *grid] for layer, grid in self.grids.items()}
             choices = full
-            seeds = (
-                []
-                if cfg.optimization != "two_step_optimization"
-                else [
-                    Candidate.of({layer: k for layer in self.explored if k in self.grids[layer]})
+            seeds = []  # two-step without step 1: seed with one k for every layer
+            if cfg.optimization == "two_step_optimization":
+                uniform = (
+                    Candidate.of({n: k for n in self.explored if k in self.grids[n]})
                     for k in (256, 64, 32, 16, 8, 4)
-                ]
-            )
+                )
+                seeds = [c for c in uniform if c.k]
             sampler = (
                 optuna.samplers.TPESampler(seed=cfg.seed)
                 if cfg.optimization == "tpe"

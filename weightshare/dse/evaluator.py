@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from weightshare.backends.base import Backend, LayerInfo
 from weightshare.dse.clustering import ClusterCache
-from weightshare.dse.size import BASELINE_BITS, LayerSize, entropy_bits, fixed_bits
+from weightshare.dse.size import LayerSize, coded_bits, fixed_bits
 from weightshare.dse.space import Candidate
 
 
@@ -31,8 +31,8 @@ class EvalResult:
         seconds: wall time of swap + forward + restore, in seconds.
         layer_bits_fixed: layer -> fixed-length bits (indices + fp32 codebook) of each clustered
             layer of the candidate.
-        layer_bits_coded: layer -> coded bits (entropy-coded indices + codebook) of each
-            clustered layer.
+        layer_bits_coded: layer -> coded bits (the model file's ANS-coded indices, their table
+            and the codebook) of each clustered layer.
     """
 
     key: str
@@ -87,10 +87,11 @@ class Evaluator:
         }
 
     def coded_bits(self, layer: str, k: int) -> float:
-        """Coded size of one clustered layer in bits (cached per (layer, k))."""
+        """Real coded size of one clustered layer in bits: the model file's ANS-coded indices
+        with their table plus the fp32 codebook (cached per (layer, k))."""
         key = (layer, k)
         if key not in self._coded:
-            self._coded[key] = entropy_bits(self.cache.get(layer, k))
+            self._coded[key] = coded_bits(self.cache.get(layer, k), coder="ans")
         return self._coded[key]
 
     def evaluate(self, candidate: Candidate, split: str = "search") -> EvalResult:
@@ -118,8 +119,3 @@ class Evaluator:
             },
             layer_bits_coded={n: self.coded_bits(n, k) for n, k in k_map.items()},
         )
-
-
-def fp32_bits(n_weights: int) -> int:
-    """Bits of a tensor left in fp32."""
-    return BASELINE_BITS * n_weights

@@ -185,7 +185,8 @@ def _plots(directory: Path, doc: dict, driver: Driver, outcome: Outcome, records
             ms=14,
             label="best",
         )
-    ax.set_xscale("log")
+    if search:
+        ax.set_xscale("log")
     ax.set_xlabel(f"model size, KiB ({driver.config.size_model} size model, log scale)")
     ax.set_ylabel("top-1 accuracy on the search images, %")
     ax.set_title(f"{doc['network']}: {doc['optimization']}")

@@ -71,8 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--size-model",
         choices=("fixed", "coded"),
         default="coded",
-        help="objective: fixed-length indices + fp32 codebooks (the seed's) or "
-        "entropy-coded indices (default: coded)",
+        help="objective: fixed-length indices + fp32 codebooks (the seed's) or the "
+        "model file's real bytes, ANS-coded indices + codebooks (default: coded)",
     )
     g.add_argument(
         "--n-trials",

@@ -1,0 +1,229 @@
+"""``--mode exploration`` as a user runs it: the seed's command, bad input, resume after SIGKILL."""
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT, run_main
+
+SMALL = ["--k-grid", "4,16,64", "--n-trials", "8", "--population-size", "4"]
+
+
+def _one_line_error(proc) -> str:
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-2000:]
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_the_seeds_command_writes_every_output_and_its_best_point_passes_the_holdout(tmp_path):
+    out = tmp_path / "lenet5"
+    proc = run_main(
+        "--network_dataset",
+        "lenet5_fashionmnist",
+        "--log_file",
+        str(out),
+        "--dataset_scale",
+        "0.1",
+        "--with_local_optimization",
+        "1",
+        "--mode",
+        "exploration",
+        "--optimization",
+        "two_step_optimization",
+        *SMALL,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in (
+        "results.json",
+        "pareto.csv",
+        "trials.csv",
+        "pareto.png",
+        "k_per_layer.png",
+        "sensitivity.png",
+        "study.db",
+    ):
+        assert (out / name).is_file(), name
+    doc = json.loads((out / "results.json").read_text())
+    for key in (
+        "network",
+        "backend",
+        "optimization",
+        "baseline",
+        "accuracy_target",
+        "best",
+        "pareto",
+        "evaluations",
+        "wall_seconds",
+        "settings",
+    ):
+        assert key in doc
+    best = doc["best"]
+    for key in (
+        "k_per_layer",
+        "accuracy_search",
+        "accuracy_holdout",
+        "passes_holdout",
+        "size_bytes",
+        "compression_ratio_fixed",
+        "compression_ratio_coded",
+    ):
+        assert key in best
+    assert best["passes_holdout"] is True
+    assert best["compression_ratio_fixed"] > 2
+    assert doc["accuracy_target"] == pytest.approx(0.99 * doc["baseline"]["accuracy_search"])
+    assert "best (*)" in proc.stdout
+    # the same command again resumes: nothing is evaluated twice
+    again = run_main(
+        "--network_dataset",
+        "lenet5_fashionmnist",
+        "--log_file",
+        str(out),
+        "--dataset_scale",
+        "0.1",
+        "--mode",
+        "exploration",
+        "--workers",
+        "0",
+        *SMALL,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    redo = json.loads((out / "results.json").read_text())
+    assert redo["evaluations"] == doc["evaluations"]
+    assert redo["best"]["k_per_layer"] == best["k_per_layer"]
+
+
+def test_different_settings_on_the_same_study_are_refused(tmp_path):
+    def args(grid):
+        return [
+            "--mode",
+            "exploration",
+            "--workers",
+            "0",
+            "--log_file",
+            str(tmp_path),
+            "--dataset_scale",
+            "0.02",
+            "--k-grid",
+            grid,
+            "--n-trials",
+            "0",
+            "--with_local_optimization",
+            "0",
+        ]
+
+    first = run_main(*args("4"))
+    assert first.returncode in (0, 3), first.stderr[-2000:]
+    line = _one_line_error(run_main(*args("8")))
+    assert "was made with k_grid=[4] but this run has k_grid=[8]" in line
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--optimization", "bayesian_optimization"], "--optimization must be one of"),
+        (["--storage", "nosuchdb://x"], "cannot open --storage"),
+        (["--k-grid", "4,z"], "--k-grid must be comma-separated ints"),
+        (["--accuracy-ratio", "1.5"], "--accuracy-ratio must be a float in (0, 1]"),
+        (["--optimization", "paper", "--with_local_optimization", "0"], "paper needs step 1"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path, args, message):
+    line = _one_line_error(
+        run_main(
+            "--mode", "exploration", "--workers", "0", "--log_file", str(tmp_path / "run"), *args
+        )
+    )
+    assert message in line
+
+
+def test_an_unwritable_log_dir_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    line = _one_line_error(run_main("--mode", "exploration", "--log_file", str(blocker / "run")))
+    assert "is not a writable directory" in line
+
+
+def test_an_impossible_target_says_so_and_exits_non_zero(tmp_path):
+    proc = run_main(
+        "--mode",
+        "exploration",
+        "--workers",
+        "0",
+        "--log_file",
+        str(tmp_path),
+        "--dataset_scale",
+        "0.02",
+        "--k-grid",
+        "2",
+        "--accuracy-ratio",
+        "1.0",
+        "--n-trials",
+        "4",
+        "--population-size",
+        "2",
+    )
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "no evaluated point meets the accuracy target" in proc.stdout
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["status"] == "infeasible" and doc["best"] is None and doc["closest"]
+
+
+def _completed(db) -> list[tuple]:
+    with sqlite3.connect(db) as con:
+        return con.execute(
+            "SELECT t.trial_id, a.value_json FROM trials t JOIN trial_user_attributes a "
+            "ON a.trial_id = t.trial_id WHERE t.state = 'COMPLETE' AND a.key = 'key'"
+        ).fetchall()
+
+
+@pytest.mark.slow
+def test_a_sigkilled_driver_loses_no_finished_trial(tmp_path):
+    args = [
+        sys.executable,
+        "main.py",
+        "--mode",
+        "exploration",
+        "--workers",
+        "0",
+        "--log_file",
+        str(tmp_path),
+        "--dataset_scale",
+        "0.05",
+        "--k-grid",
+        "2,4,8,16,32,64",
+        "--n-trials",
+        "30",
+        "--population-size",
+        "4",
+    ]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = tmp_path / "study.db"
+    deadline = time.monotonic() + 300
+    before = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        if db.exists():
+            try:
+                before = _completed(db)
+            except sqlite3.OperationalError:
+                continue
+            if len(before) >= 12:
+                break
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _completed(db)
+    assert len(before) >= 12
+    rerun = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    after = _completed(db)
+    assert set(before) <= set(after)  # every trial finished before the kill is still there
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["best"] is not None

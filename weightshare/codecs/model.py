@@ -1,0 +1,205 @@
+"""Whole models: a state dict plus the clustered layers -> one file, and back.
+
+``encode_model`` writes every tensor of the state dict: the clustered ones with the ``shared``
+codec (codebook + coded indices), all others (biases, BatchNorm parameters and buffers,
+counters) with ``raw``. ``decode_model`` returns the complete state dict as numpy arrays, in
+the order it was written. With fp32 codebooks, each decoded clustered weight equals
+``SharedWeights.dequantize()`` bit for bit; with fp16 codebooks it equals
+``round_codebook(shared, "fp16", weights=w).dequantize()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from weightshare.codecs.codebook import CODEBOOK_DTYPES, DEFAULT_CODEBOOK_DTYPE
+from weightshare.codecs.coders import CODER_NAMES, DEFAULT_CODER
+from weightshare.codecs.container import (
+    DEFAULT_MAX_ELEMENTS,
+    DTYPES,
+    MAX_NAME_CHARS,
+    Manifest,
+    TensorEntry,
+    read_container,
+    write_container,
+)
+from weightshare.codecs.tensors import decode_tensor, dtype_name, encode_raw, encode_shared
+from weightshare.dse.clustering import SharedWeights
+from weightshare.errors import UserError
+from weightshare.validation import check_choice, check_int
+
+
+@dataclass(frozen=True)
+class DecodedModel:
+    """A decoded model file.
+
+    Attributes:
+        manifest: the file's manifest (network, tensors with their codec params and chunk
+            sizes, meta).
+        state: tensor name -> numpy array (writable, native byte order), in file order; the
+            clustered tensors are float32, the others keep their stored dtype.
+    """
+
+    manifest: Manifest
+    state: dict[str, np.ndarray] = field(repr=False)
+
+    @property
+    def network(self) -> str:
+        """The network name the encoder recorded."""
+        return self.manifest.network
+
+
+@dataclass(frozen=True)
+class TensorSize:
+    """Size of one stored tensor, for summaries.
+
+    Attributes:
+        name: state-dict key.
+        codec: ``"shared"`` or ``"raw"`` (or a later codec's name).
+        n: scalars in the tensor.
+        original_bytes: its size in the state dict (float32 for clustered tensors).
+        stored_bytes: payload bytes in the file (all chunks).
+        index_bytes: bytes of the ``indices`` chunk (0 for other codecs).
+        codebook_bytes: bytes of the ``codebook`` chunk (0 for other codecs).
+        k: requested shared values (None unless shared).
+        k_eff: stored codebook width (None unless shared).
+        coder: index coder (None unless shared).
+    """
+
+    name: str
+    codec: str
+    n: int
+    original_bytes: int
+    stored_bytes: int
+    index_bytes: int = 0
+    codebook_bytes: int = 0
+    k: int | None = None
+    k_eff: int | None = None
+    coder: str | None = None
+
+    @property
+    def bits_per_weight(self) -> float:
+        """Stored bits per scalar (all chunks), 0 for an empty tensor."""
+        return 8 * self.stored_bytes / self.n if self.n else 0.0
+
+
+def encode_model(
+    state: Mapping[str, np.ndarray],
+    shared: Mapping[str, SharedWeights],
+    *,
+    network: str,
+    coder: str = DEFAULT_CODER,
+    codebook_dtype: str = DEFAULT_CODEBOOK_DTYPE,
+    meta: Mapping[str, Any] | None = None,
+) -> bytes:
+    """Encode a model into the container format (docs/format.md).
+
+    Args:
+        state: every tensor of the model, name -> array (any shape, including 0-d), dtypes
+            float16/32/64, int8/16/32/64, uint8 or bool. Written in this order.
+        shared: the clustered tensors, state-dict name -> :class:`SharedWeights` whose
+            ``indices.shape`` equals ``state[name].shape``; their original values are not
+            stored.
+        network: registry name of the network (recorded for the decoder, e.g. for ONNX export).
+        coder: index coder, one of ``CODER_NAMES``.
+        codebook_dtype: ``"fp32"`` (exact) or ``"fp16"``.
+        meta: free-form JSON object recorded in the manifest (settings, provenance).
+
+    Returns:
+        The file's bytes.
+
+    Raises:
+        UserError: an invalid argument (names the tensor and what was expected).
+    """
+    check_choice("coder", coder, CODER_NAMES)
+    check_choice("codebook_dtype", codebook_dtype, tuple(CODEBOOK_DTYPES))
+    if not isinstance(network, str) or not 0 < len(network) <= MAX_NAME_CHARS:
+        raise UserError(f"network must be a non-empty string; got {network!r}")
+    unknown = [name for name in shared if name not in state]
+    if unknown:
+        raise UserError(f"shared names tensor {unknown[0]!r}, which is not in the state dict")
+    payloads = []
+    for name, value in state.items():
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_CHARS:
+            raise UserError(
+                f"tensor names must be strings of 1 to {MAX_NAME_CHARS} chars; got {name!r}"
+            )
+        array = np.asarray(value)
+        if dtype_name(array.dtype) is None:
+            raise UserError(
+                f"tensor {name!r} has dtype {array.dtype}; supported: float16/32/64, "
+                "int8/16/32/64, uint8, bool"
+            )
+        if name not in shared:
+            payloads.append(encode_raw(name, array))
+            continue
+        sw = shared[name]
+        if not isinstance(sw, SharedWeights):
+            raise UserError(f"shared[{name!r}] must be a SharedWeights; got {type(sw).__name__}")
+        if sw.indices.shape != array.shape or not np.issubdtype(array.dtype, np.floating):
+            raise UserError(
+                f"shared[{name!r}] has shape {sw.indices.shape}, the state dict's tensor is "
+                f"{array.dtype} {array.shape}; they must match (a floating tensor)"
+            )
+        payloads.append(encode_shared(name, sw, coder=coder, codebook_dtype=codebook_dtype))
+    return write_container(network, payloads, meta)
+
+
+def decode_model(
+    data: bytes | bytearray | memoryview, *, max_elements: int = DEFAULT_MAX_ELEMENTS
+) -> DecodedModel:
+    """Decode a model file.
+
+    Args:
+        data: the whole file.
+        max_elements: refuse files declaring more scalars in total (default 2**28): bounds what
+            a crafted file can make the decoder allocate (about 10 bytes per declared scalar
+            at the peak).
+
+    Returns:
+        The :class:`DecodedModel`.
+
+    Raises:
+        FormatError: (a :class:`UserError`) truncated, corrupt, crafted or unsupported input;
+            checksums are verified before anything is decoded.
+    """
+    max_elements = check_int("max_elements", max_elements, 0)
+    manifest, chunks = read_container(data, max_elements=max_elements)
+    state = {
+        entry.name: decode_tensor(entry, views)
+        for entry, views in zip(manifest.tensors, chunks, strict=True)
+    }
+    return DecodedModel(manifest, state)
+
+
+def tensor_sizes(manifest: Manifest) -> list[TensorSize]:
+    """One :class:`TensorSize` per tensor of ``manifest``, in file order."""
+    return [_tensor_size(entry) for entry in manifest.tensors]
+
+
+def _tensor_size(entry: TensorEntry) -> TensorSize:
+    sizes = {chunk.kind: chunk.length for chunk in entry.chunks}
+    original = entry.size * DTYPES[entry.dtype].itemsize
+    if entry.codec != "shared":
+        return TensorSize(entry.name, entry.codec, entry.size, original, entry.coded_bytes)
+    return TensorSize(
+        entry.name,
+        entry.codec,
+        entry.size,
+        original,
+        entry.coded_bytes,
+        index_bytes=sizes.get("indices", 0),
+        codebook_bytes=sizes.get("codebook", 0),
+        k=entry.params.get("k"),
+        k_eff=entry.params.get("k_eff"),
+        coder=entry.params.get("coder"),
+    )
+
+
+def original_bytes(state: Mapping[str, np.ndarray]) -> int:
+    """Bytes of a state dict held as is (the fp32 baseline for float32 models)."""
+    return sum(np.asarray(value).nbytes for value in state.values())
