@@ -31,36 +31,46 @@ def test_unknown_network_lists_the_known_ones():
 
 
 def test_missing_data_names_apt_and_data_dir(tmp_path):
-    line = _one_line_error(run_main("--data-dir", str(tmp_path)))
+    line = _one_line_error(run_main("--mode", "evaluate", "--data-dir", str(tmp_path)))
     assert "apt-get install -y dataset-fashion-mnist" in line and "--data-dir" in line
 
 
 @pytest.mark.parametrize("k", ["0", "70000", "-3"])
 def test_k_out_of_range(k):
-    line = _one_line_error(run_main("--k", k))
+    line = _one_line_error(run_main("--mode", "evaluate", "--k", k))
     assert f"--k must be an int in [1, 65536]; got {int(k)}" in line
 
 
 def test_k_not_an_int_is_one_line():
-    _one_line_error(run_main("--k", "many"))
+    _one_line_error(run_main("--mode", "evaluate", "--k", "many"))
 
 
 def test_malformed_k_per_layer_json(tmp_path):
     bad = tmp_path / "k.json"
     bad.write_text('{"conv1": 4,')
-    assert "is not valid JSON" in _one_line_error(run_main("--k-per-layer", str(bad)))
+    assert "is not valid JSON" in _one_line_error(
+        run_main("--mode", "evaluate", "--k-per-layer", str(bad))
+    )
     bad.write_text('{"conv1": 4.5}')
-    assert "k of layer 'conv1'" in _one_line_error(run_main("--k-per-layer", str(bad)))
+    assert "k of layer 'conv1'" in _one_line_error(
+        run_main("--mode", "evaluate", "--k-per-layer", str(bad))
+    )
     bad.write_text('{"conv9": 4}')
-    assert "unknown layer 'conv9'" in _one_line_error(run_main("--k-per-layer", str(bad)))
+    assert "unknown layer 'conv9'" in _one_line_error(
+        run_main("--mode", "evaluate", "--k-per-layer", str(bad))
+    )
     bad.write_text("[4, 4]")
-    assert "JSON object" in _one_line_error(run_main("--k-per-layer", str(bad)))
+    assert "JSON object" in _one_line_error(
+        run_main("--mode", "evaluate", "--k-per-layer", str(bad))
+    )
 
 
 def test_checkpoint_that_is_not_a_state_dict(tmp_path):
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"PK\x03\x04 definitely not a checkpoint")
-    line = _one_line_error(run_main("--checkpoint", str(bad), "--k", "4"))
+    line = _one_line_error(run_main("--mode", "evaluate", "--checkpoint", str(bad), "--k", "4"))
+    assert "is not a loadable state dict" in line
+    line = _one_line_error(run_main("--mode", "exploration", "--checkpoint", str(bad)))
     assert "is not a loadable state dict" in line
 
 

@@ -26,7 +26,7 @@ MODES = {
     "encode": "weightshare.modes.encode",
     "decode": "weightshare.modes.decode",
 }
-DEFAULT_MODE = "evaluate"
+DEFAULT_MODE = "exploration"  # the seed's default
 
 _EPILOG = (
     "networks (--network_dataset):\n"
@@ -36,6 +36,10 @@ _EPILOG = (
     + """
 
 examples:
+  python main.py --network_dataset lenet5_fashionmnist --log_file runs/lenet5 \\
+      --dataset_scale 0.1 --with_local_optimization 1 --mode exploration \\
+      --optimization two_step_optimization          # rerun the same command to resume
+  python main.py --mode encode --log_file runs/lenet5   # write the compressed model file
   python main.py --mode train --network_dataset lenet5_fashionmnist
   python main.py --mode evaluate --network_dataset lenet5_fashionmnist --k 16 --log_file runs/l5
   python main.py --mode evaluate --k-per-layer k.json --granularity channel

@@ -1,7 +1,8 @@
 """Every evaluation is an Optuna trial: this module stores and reads them back.
 
 One storage (``DIR/study.db`` by default) holds one study per phase, named
-``weightshare/<phase>``. Each completed trial carries, in its user attributes, the candidate's
+``<study name>/<phase>`` (``--study-name``, default ``weightshare``), so one PostgreSQL server
+can hold many explorations. Each completed trial carries, in its user attributes, the candidate's
 key, the split it was scored on, the accuracy and the sizes, so a rerun rebuilds everything it
 knows from the storage alone and never evaluates the same (candidate, split) twice.
 The settings that define the exploration are stored with the first study; a rerun with
@@ -21,7 +22,7 @@ from weightshare.dse.evaluator import EvalResult
 from weightshare.dse.space import Candidate
 from weightshare.errors import UserError
 
-STUDY_PREFIX = "weightshare/"
+DEFAULT_STUDY = "weightshare"
 DIRECTIONS = ("minimize", "maximize")  # size in bytes, accuracy
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -71,9 +72,13 @@ class TrialStore:
     Args:
         storage: an Optuna storage URL (``sqlite:///DIR/study.db``, ``postgresql://...``).
         settings: the settings that define the exploration (JSON-able); checked on resume.
+        name: the study name (prefix of the per-phase studies).
     """
 
-    def __init__(self, storage: str, settings: dict) -> None:
+    def __init__(self, storage: str, settings: dict, name: str = DEFAULT_STUDY) -> None:
+        if not name or "/" in name:
+            raise UserError(f"--study-name must be a non-empty name without '/'; got {name!r}")
+        self.prefix = name + "/"
         self.url = storage
         self.storage = open_storage(storage)
         if self.storage is None:
@@ -110,7 +115,7 @@ class TrialStore:
         if phase not in self._studies or sampler is not None:
             self._studies[phase] = optuna.create_study(
                 storage=self.storage,
-                study_name=STUDY_PREFIX + phase,
+                study_name=self.prefix + phase,
                 directions=list(DIRECTIONS),
                 sampler=sampler or optuna.samplers.RandomSampler(seed=0),
                 load_if_exists=True,
@@ -119,7 +124,7 @@ class TrialStore:
 
     def phases(self) -> list[str]:
         names = [s.study_name for s in optuna.get_all_study_summaries(self.storage)]
-        return [n[len(STUDY_PREFIX) :] for n in names if n.startswith(STUDY_PREFIX)]
+        return [n[len(self.prefix) :] for n in names if n.startswith(self.prefix)]
 
     def records(self, phase: str | None = None) -> list[Record]:
         """Completed evaluations, of one phase or of all, in phase then trial order."""

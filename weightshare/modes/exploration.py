@@ -116,6 +116,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "postgresql://... to share a study between machines",
     )
     g.add_argument(
+        "--study-name",
+        default="weightshare",
+        metavar="NAME",
+        help="name of the study in --storage (default: weightshare); one server holds many",
+    )
+    g.add_argument(
         "--seed", type=int, default=0, help="seed of the samplers and k-means (default 0)"
     )
 
@@ -182,7 +188,11 @@ def main(args: argparse.Namespace) -> int:
             f"--log_file {out_dir} is not a writable directory ({exc.strerror})"
         ) from None
     checkpoint = find_checkpoint(spec.name, args.checkpoint, args.cache_dir)
-    if checkpoint is None:
+    if checkpoint is not None:  # fail here, in one line, not inside every worker
+        from weightshare.networks.checkpoints import load_into
+
+        load_into(spec.build(), checkpoint)
+    else:
         from weightshare.modes.loading import load_backend
 
         _, checkpoint = load_backend(spec, None, args.cache_dir, args.data_dir, args.threads)
@@ -209,7 +219,7 @@ def run(args, spec, config, out_dir: Path, checkpoint: Path) -> int:
         **config.identity(),
     }
     storage = args.storage or f"sqlite:///{out_dir.resolve() / 'study.db'}"
-    store = TrialStore(storage, settings)
+    store = TrialStore(storage, settings, args.study_name)
     workers = args.workers
     threads = args.threads if workers == 0 else max(1, (os.cpu_count() or 1) // max(1, workers))
     factory = EvaluatorFactory(
