@@ -34,7 +34,7 @@ from weightshare.networks.datasets import load_split  # noqa: E402
 MANIFEST = BASELINE_DIR / "baselines.json"
 
 
-def measure(name: str, path: Path) -> dict:
+def measure(name: str, path: Path, command: str | None = None) -> dict:
     """sha256 and top-1 on search / holdout / the whole test set of one checkpoint."""
     spec = get_network(name)
     backend = PyTorchBackend(load_into(spec.build(), path), spec.input_size, threads=2)
@@ -43,7 +43,7 @@ def measure(name: str, path: Path) -> dict:
     correct = int(search.correct.sum()) + int(holdout.correct.sum())
     return {
         "file": f"baselines/{name}.pt",
-        "command": f"python main.py --mode train --network_dataset {name}",
+        "command": command or f"python main.py --mode train --network_dataset {name}",
         "recipe_epochs": spec.recipe.epochs,
         "sha256": sha256(path),
         "bytes": path.stat().st_size,
@@ -58,6 +58,12 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--promote", nargs="*", default=[], metavar="NAME")
+    parser.add_argument(
+        "--train-threads",
+        type=int,
+        default=2,
+        help="the --threads the promoted checkpoints were trained with",
+    )
     args = parser.parse_args()
     manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
     for name in args.promote:
@@ -65,7 +71,10 @@ def main() -> int:
         if source is None:
             sys.exit(f"error: no checkpoint of {name}; run --mode train first")
         shutil.copyfile(source, BASELINE_DIR / f"{name}.pt")
-        manifest[name] = measure(name, BASELINE_DIR / f"{name}.pt")
+        command = f"python main.py --mode train --network_dataset {name}"
+        if args.train_threads != 2:
+            command += f" --threads {args.train_threads}"
+        manifest[name] = measure(name, BASELINE_DIR / f"{name}.pt", command)
         MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
     print("| network | command | sha256 | KiB | search | holdout | test (10k) |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
@@ -73,7 +82,7 @@ def main() -> int:
     for name in NETWORKS:
         if name not in manifest:
             continue
-        now = measure(name, BASELINE_DIR / f"{name}.pt")
+        now = measure(name, BASELINE_DIR / f"{name}.pt", manifest[name]["command"])
         ok = all(
             now[k] == manifest[name][k] for k in ("sha256", "accuracy_search", "accuracy_holdout")
         )

@@ -46,3 +46,13 @@ def run_main(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    """Assert ``proc`` failed the way bad input must (exit 2, one ``error:`` line on stderr, no
+    traceback) and return that line."""
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    return lines[0]

@@ -4,18 +4,9 @@ import json
 
 import pytest
 
-from tests.conftest import run_main
+from tests.conftest import one_line_error, run_main
 from weightshare.cli import build_parser
 from weightshare.networks import NETWORKS
-
-
-def _one_line_error(proc) -> str:
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 def test_help_lists_the_networks_and_modes():
@@ -26,41 +17,41 @@ def test_help_lists_the_networks_and_modes():
 
 
 def test_unknown_network_lists_the_known_ones():
-    line = _one_line_error(run_main("--network_dataset", "vgg_cifar", "--k", "4"))
+    line = one_line_error(run_main("--network_dataset", "vgg_cifar", "--k", "4"))
     assert "unknown --network_dataset 'vgg_cifar'" in line and "lenet5_fashionmnist" in line
 
 
 def test_missing_data_names_apt_and_data_dir(tmp_path):
-    line = _one_line_error(run_main("--mode", "evaluate", "--data-dir", str(tmp_path)))
+    line = one_line_error(run_main("--mode", "evaluate", "--data-dir", str(tmp_path)))
     assert "apt-get install -y dataset-fashion-mnist" in line and "--data-dir" in line
 
 
 @pytest.mark.parametrize("k", ["0", "70000", "-3"])
 def test_k_out_of_range(k):
-    line = _one_line_error(run_main("--mode", "evaluate", "--k", k))
+    line = one_line_error(run_main("--mode", "evaluate", "--k", k))
     assert f"--k must be an int in [1, 65536]; got {int(k)}" in line
 
 
 def test_k_not_an_int_is_one_line():
-    _one_line_error(run_main("--mode", "evaluate", "--k", "many"))
+    one_line_error(run_main("--mode", "evaluate", "--k", "many"))
 
 
 def test_malformed_k_per_layer_json(tmp_path):
     bad = tmp_path / "k.json"
     bad.write_text('{"conv1": 4,')
-    assert "is not valid JSON" in _one_line_error(
+    assert "is not valid JSON" in one_line_error(
         run_main("--mode", "evaluate", "--k-per-layer", str(bad))
     )
     bad.write_text('{"conv1": 4.5}')
-    assert "k of layer 'conv1'" in _one_line_error(
+    assert "k of layer 'conv1'" in one_line_error(
         run_main("--mode", "evaluate", "--k-per-layer", str(bad))
     )
     bad.write_text('{"conv9": 4}')
-    assert "unknown layer 'conv9'" in _one_line_error(
+    assert "unknown layer 'conv9'" in one_line_error(
         run_main("--mode", "evaluate", "--k-per-layer", str(bad))
     )
     bad.write_text("[4, 4]")
-    assert "JSON object" in _one_line_error(
+    assert "JSON object" in one_line_error(
         run_main("--mode", "evaluate", "--k-per-layer", str(bad))
     )
 
@@ -68,14 +59,14 @@ def test_malformed_k_per_layer_json(tmp_path):
 def test_checkpoint_that_is_not_a_state_dict(tmp_path):
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"PK\x03\x04 definitely not a checkpoint")
-    line = _one_line_error(run_main("--mode", "evaluate", "--checkpoint", str(bad), "--k", "4"))
+    line = one_line_error(run_main("--mode", "evaluate", "--checkpoint", str(bad), "--k", "4"))
     assert "is not a loadable state dict" in line
-    line = _one_line_error(run_main("--mode", "exploration", "--checkpoint", str(bad)))
+    line = one_line_error(run_main("--mode", "exploration", "--checkpoint", str(bad)))
     assert "is not a loadable state dict" in line
 
 
 def test_bad_dataset_scale_is_one_line():
-    assert "--dataset_scale must be a float in (0, 1]" in _one_line_error(
+    assert "--dataset_scale must be a float in (0, 1]" in one_line_error(
         run_main("--dataset_scale", "2", "--k", "4")
     )
 

@@ -97,13 +97,18 @@ def print_exploration_summary(doc: dict, paths) -> None:
                 f"{p['compression_ratio_fixed']:.2f}x, k = {p['k_per_layer']}"
             )
     else:
+        if "accuracy_holdout" in best:
+            verdict = (
+                f"holdout {_pct(best['accuracy_holdout'])} -> "
+                + ("passes" if best.get("passes_holdout") else "[bold red]fails[/bold red]")
+                + " the target there"
+            )
+        else:
+            verdict = "not scored on the holdout (the run was interrupted: rerun to finish)"
         console.print(
-            f"best (*): trial {best['trial']}, "
-            f"{best['compression_ratio_fixed']:.2f}x fixed-length, "
-            f"{best['compression_ratio_coded']:.2f}x coded (clustered layers), holdout "
-            f"{_pct(best['accuracy_holdout'])} -> "
-            + ("passes" if best.get("passes_holdout") else "[bold red]fails[/bold red]")
-            + " the target there"
+            f"best (*): trial {best['trial']}, {best['compression_ratio_fixed']:.2f}x "
+            f"fixed-length, {best['compression_ratio_coded']:.2f}x coded (clustered layers), "
+            + verdict
         )
         console.print(f"k per layer: {best['k_per_layer']}")
     console.print("wrote " + ", ".join(str(p) for p in paths))

@@ -9,16 +9,9 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, run_main
+from tests.conftest import ROOT, one_line_error, run_main
 
 SMALL = ["--k-grid", "4,16,64", "--n-trials", "8", "--population-size", "4"]
-
-
-def _one_line_error(proc) -> str:
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-2000:]
-    return lines[0]
 
 
 @pytest.mark.slow
@@ -120,7 +113,7 @@ def test_different_settings_on_the_same_study_are_refused(tmp_path):
 
     first = run_main(*args("4"))
     assert first.returncode in (0, 3), first.stderr[-2000:]
-    line = _one_line_error(run_main(*args("8")))
+    line = one_line_error(run_main(*args("8")))
     assert "was made with k_grid=[4] but this run has k_grid=[8]" in line
 
 
@@ -135,7 +128,7 @@ def test_different_settings_on_the_same_study_are_refused(tmp_path):
     ],
 )
 def test_bad_input_is_one_line(tmp_path, args, message):
-    line = _one_line_error(
+    line = one_line_error(
         run_main(
             "--mode", "exploration", "--workers", "0", "--log_file", str(tmp_path / "run"), *args
         )
@@ -146,7 +139,7 @@ def test_bad_input_is_one_line(tmp_path, args, message):
 def test_an_unwritable_log_dir_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    line = _one_line_error(run_main("--mode", "exploration", "--log_file", str(blocker / "run")))
+    line = one_line_error(run_main("--mode", "exploration", "--log_file", str(blocker / "run")))
     assert "is not a writable directory" in line
 
 
@@ -227,3 +220,44 @@ def test_a_sigkilled_driver_loses_no_finished_trial(tmp_path):
     assert set(before) <= set(after)  # every trial finished before the kill is still there
     doc = json.loads((tmp_path / "results.json").read_text())
     assert doc["best"] is not None
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_keeps_what_was_found(tmp_path):
+    args = [
+        sys.executable,
+        "main.py",
+        "--mode",
+        "exploration",
+        "--workers",
+        "0",
+        "--log_file",
+        str(tmp_path),
+        "--dataset_scale",
+        "0.05",
+        "--k-grid",
+        "2,4,8,16,32,64",
+        "--n-trials",
+        "200",
+        "--population-size",
+        "4",
+    ]
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    db = tmp_path / "study.db"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        try:
+            if db.exists() and len(_completed(db)) >= 40:
+                break
+        except sqlite3.OperationalError:
+            continue
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["status"] == "interrupted" and doc["evaluations"] >= 30  # some were reused
