@@ -25,6 +25,9 @@ MODES = {
     "train": "weightshare.modes.train",
     "encode": "weightshare.modes.encode",
     "decode": "weightshare.modes.decode",
+    "residual": "weightshare.modes.residual",
+    "residual_decode": "weightshare.modes.residual_decode",
+    "residual_eval": "weightshare.modes.residual_eval",
 }
 DEFAULT_MODE = "exploration"  # the seed's default
 

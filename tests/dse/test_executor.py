@@ -42,7 +42,7 @@ def test_ray_results_equal_local_results(ray_started):
             result.n_images,
             result.key,
         )
-        assert got[tag].layer_bits_coded == result.layer_bits_coded
+        assert got[tag].bits_coded == result.bits_coded
 
 
 def test_a_killed_worker_has_its_task_retried_and_nothing_is_lost(ray_started):

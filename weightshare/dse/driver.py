@@ -147,16 +147,9 @@ class Driver:
 
     # --- sizes -----------------------------------------------------------------------------
 
-    def layer_bits(self, record_or_result) -> dict:
-        bits = getattr(
-            record_or_result,
-            "bits_coded" if self.config.size_model == "coded" else "bits_fixed",
-            None,
-        )
-        if bits is None:  # an EvalResult
-            name = "layer_bits_coded" if self.config.size_model == "coded" else "layer_bits_fixed"
-            bits = getattr(record_or_result, name)
-        return bits
+    def layer_bits(self, result) -> dict:
+        """Bits per clustered layer of a Record or EvalResult under the chosen size model."""
+        return result.bits_coded if self.config.size_model == "coded" else result.bits_fixed
 
     def size_bytes(self, result) -> float:
         return self.layout.model_bits(self.layer_bits(result)) / 8

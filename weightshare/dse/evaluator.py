@@ -29,9 +29,9 @@ class EvalResult:
         n_images: images scored.
         correct: images whose top-1 was right (accuracy * n_images, exactly).
         seconds: wall time of swap + forward + restore, in seconds.
-        layer_bits_fixed: layer -> fixed-length bits (indices + fp32 codebook) of each clustered
+        bits_fixed: layer -> fixed-length bits (indices + fp32 codebook) of each clustered
             layer of the candidate.
-        layer_bits_coded: layer -> coded bits (the model file's ANS-coded indices, their table
+        bits_coded: layer -> coded bits (the model file's ANS-coded indices, their table
             and the codebook) of each clustered layer.
     """
 
@@ -42,8 +42,8 @@ class EvalResult:
     n_images: int
     correct: int
     seconds: float
-    layer_bits_fixed: dict[str, int]
-    layer_bits_coded: dict[str, float]
+    bits_fixed: dict[str, int]
+    bits_coded: dict[str, float]
 
 
 class Evaluator:
@@ -113,9 +113,9 @@ class Evaluator:
             n_images=acc.n_images,
             correct=int(acc.correct.sum()),
             seconds=time.perf_counter() - start,
-            layer_bits_fixed={
+            bits_fixed={
                 n: fixed_bits(LayerSize(n, int(sw.indices.size), sw.k, sw.groups))
                 for n, sw in shared.items()
             },
-            layer_bits_coded={n: self.coded_bits(n, k) for n, k in k_map.items()},
+            bits_coded={n: self.coded_bits(n, k) for n, k in k_map.items()},
         )

@@ -156,8 +156,8 @@ class TrialStore:
             "accuracy": result.accuracy,
             "top5": result.top5,
             "n_images": result.n_images,
-            "bits_fixed": result.layer_bits_fixed,
-            "bits_coded": result.layer_bits_coded,
+            "bits_fixed": result.bits_fixed,
+            "bits_coded": result.bits_coded,
             "size_bytes": size_bytes,
             "seconds": 0.0 if reused else result.seconds,
             "reused": reused,
@@ -251,8 +251,8 @@ def result_of(record: Record) -> EvalResult:
         n_images=record.n_images,
         correct=round(record.accuracy * record.n_images),
         seconds=record.seconds,
-        layer_bits_fixed=record.bits_fixed,
-        layer_bits_coded=record.bits_coded,
+        bits_fixed=record.bits_fixed,
+        bits_coded=record.bits_coded,
     )
 
 

@@ -15,8 +15,6 @@ import re
 import zipfile
 from pathlib import Path
 
-import torch
-
 from weightshare.errors import UserError
 
 BASELINE_DIR = Path(__file__).resolve().parents[2] / "baselines"
@@ -62,13 +60,15 @@ def find_checkpoint(
     return latest_checkpoint(checkpoint_dir(cache_dir, network))
 
 
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def load_state_dict(path: Path) -> dict:
     """Load a state dict (name -> tensor) without unpickling arbitrary objects.
 
     Raises:
         UserError: unreadable file, a file that is not a torch checkpoint, or one that holds
             something other than a flat mapping of names to tensors.
     """
+    import torch  # here, not at module level: --help and the path helpers stay light
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -85,7 +85,7 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_into(model: torch.nn.Module, path: Path) -> torch.nn.Module:
+def load_into(model, path: Path):
     """Load ``path`` into ``model`` strictly; a UserError names missing/unexpected/bad keys."""
     state = load_state_dict(path)
     expected = model.state_dict()

@@ -1,0 +1,76 @@
+"""rebuild checkpoint B from checkpoint A and a residual file (writes a state dict .pt)
+
+``python main.py --mode residual_decode --pre-epoch A FILE --out B.pt`` (or ``--in FILE``): A is
+the checkpoint the file was coded against (a file, or an epoch number as in ``--mode
+residual``); for a lossy chain, the decoded previous epoch. The file records A's sha256
+fingerprint, so a wrong A is refused. ``Float16`` files need no A.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from weightshare.errors import UserError
+
+
+def run(file: Path, out: Path, pre: Path | None) -> dict:
+    """Decode ``file`` against the checkpoint ``pre`` into ``out``; returns a summary dict."""
+    from weightshare.codecs.residual import METHODS, decode_residual
+    from weightshare.codecs.residual.methods import read_residual_manifest
+    from weightshare.modes.residual import load_numpy_state, read_bytes, save_numpy_state
+
+    data = read_bytes(file)
+    try:
+        _, _, info = read_residual_manifest(data)
+    except UserError as exc:
+        raise type(exc)(f"{file}: {exc}") from None
+    needs = METHODS[info["method"]].needs_reference
+    if needs and pre is None:
+        raise UserError(
+            f"{file} is a {info['method']} residual: pass --pre-epoch A (its reference)"
+        )
+    prev = load_numpy_state(pre) if needs else None
+    try:
+        decoded = decode_residual(data, prev)
+    except UserError as exc:
+        raise type(exc)(f"{file}: {exc}") from None
+    save_numpy_state(decoded.state, out)
+    summary = {
+        "file": str(file),
+        "method": info["method"],
+        "lossless": METHODS[info["method"]].lossless,
+        "reference": str(pre) if needs else None,
+        "tensors": len(decoded.state),
+        "out": str(out),
+    }
+    print(
+        f"{file}: {info['method']} residual of {len(decoded.state)} tensors"
+        + (f" against {pre}" if needs else "")
+        + f" -> wrote {out}"
+    )
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """No flags of its own: ``--pre-epoch`` (residual), ``--in``/FILE (decode), ``--out``."""
+
+
+def main(args: argparse.Namespace) -> int:
+    """``--mode residual_decode`` from parsed flags."""
+    from weightshare.modes.residual import checkpoint_source, resolve
+
+    given = [p for p in (args.model_file, args.in_file) if p is not None]
+    if not given:
+        raise UserError(
+            "--mode residual_decode needs the residual file: --pre-epoch A FILE --out B.pt"
+        )
+    if len(given) == 2 and given[0] != given[1]:
+        raise UserError(f"two residual files given ({given[1]} and {given[0]}); give one")
+    if args.out is None or args.out.suffix.lower() != ".pt":
+        raise UserError(f"--mode residual_decode needs --out FILE.pt; got {args.out}")
+    pre = None
+    if args.pre_epoch is not None:
+        pre = resolve(args.pre_epoch, "--pre-epoch", checkpoint_source(args))
+    run(given[0], args.out, pre)
+    return 0
