@@ -176,9 +176,8 @@ def _completed(db) -> list[tuple]:
         ).fetchall()
 
 
-@pytest.mark.slow
-def test_a_sigkilled_driver_loses_no_finished_trial(tmp_path):
-    args = [
+def _explore_args(tmp_path, n_trials: int) -> list[str]:
+    return [
         sys.executable,
         "main.py",
         "--mode",
@@ -192,31 +191,39 @@ def test_a_sigkilled_driver_loses_no_finished_trial(tmp_path):
         "--k-grid",
         "2,4,8,16,32,64",
         "--n-trials",
-        "30",
+        str(n_trials),
         "--population-size",
         "4",
     ]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    db = tmp_path / "study.db"
-    deadline = time.monotonic() + 300
-    before = []
+
+
+def _start_and_wait(args, tmp_path, n_completed: int) -> subprocess.Popen:
+    """Start an exploration and return once its study holds ``n_completed`` finished trials."""
+    log = (tmp_path / "stderr.log").open("w")
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+    db, deadline = tmp_path / "study.db", time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
-        if db.exists():
-            try:
-                before = _completed(db)
-            except sqlite3.OperationalError:
-                continue
-            if len(before) >= 12:
+        try:
+            if db.exists() and len(_completed(db)) >= n_completed:
                 break
-    assert proc.poll() is None, "the run ended before it could be killed"
+        except sqlite3.OperationalError:
+            continue
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    return proc
+
+
+@pytest.mark.slow
+def test_a_sigkilled_driver_loses_no_finished_trial(tmp_path):
+    args = _explore_args(tmp_path, 30)
+    proc = _start_and_wait(args, tmp_path, 12)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    before = _completed(db)
+    before = _completed(tmp_path / "study.db")
     assert len(before) >= 12
     rerun = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    after = _completed(db)
+    after = _completed(tmp_path / "study.db")
     assert set(before) <= set(after)  # every trial finished before the kill is still there
     doc = json.loads((tmp_path / "results.json").read_text())
     assert doc["best"] is not None
@@ -224,39 +231,10 @@ def test_a_sigkilled_driver_loses_no_finished_trial(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_keeps_what_was_found(tmp_path):
-    args = [
-        sys.executable,
-        "main.py",
-        "--mode",
-        "exploration",
-        "--workers",
-        "0",
-        "--log_file",
-        str(tmp_path),
-        "--dataset_scale",
-        "0.05",
-        "--k-grid",
-        "2,4,8,16,32,64",
-        "--n-trials",
-        "200",
-        "--population-size",
-        "4",
-    ]
-    proc = subprocess.Popen(
-        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    db = tmp_path / "study.db"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-        try:
-            if db.exists() and len(_completed(db)) >= 40:
-                break
-        except sqlite3.OperationalError:
-            continue
-    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc = _start_and_wait(_explore_args(tmp_path, 200), tmp_path, 40)
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=300)
+    proc.wait(timeout=300)
+    stderr = (tmp_path / "stderr.log").read_text()
     assert proc.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr
     doc = json.loads((tmp_path / "results.json").read_text())

@@ -81,7 +81,7 @@ def results(
         "pareto": [point(driver, outcome, r) for r in outcome.pareto],
         "closest": [point(driver, outcome, r) for r in outcome.closest],
         "evaluations": outcome.evaluations,
-        "wall_seconds": wall_seconds,
+        "wall_seconds": wall_seconds,  # over every run of the study (resumes included)
         "surrogate_alpha": None if math.isnan(driver.alpha) else driver.alpha,
         "layers": [
             {

@@ -122,6 +122,13 @@ class TrialStore:
             )
         return self._studies[phase]
 
+    def add_wall_seconds(self, seconds: float) -> float:
+        """Add this run's wall time to the study's; return the total over every run of it."""
+        study = self.study("baseline")
+        total = float(study.user_attrs.get("wall_seconds", 0.0)) + seconds
+        study.set_user_attr("wall_seconds", total)
+        return total
+
     def phases(self) -> list[str]:
         names = [s.study_name for s in optuna.get_all_study_summaries(self.storage)]
         return [n[len(self.prefix) :] for n in names if n.startswith(self.prefix)]

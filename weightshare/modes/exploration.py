@@ -260,7 +260,7 @@ def run(args, spec, config, out_dir: Path, checkpoint: Path) -> int:
             "timeout": config.timeout,
             "checkpoint": str(checkpoint),
         },
-        wall_seconds=time.perf_counter() - start,
+        wall_seconds=store.add_wall_seconds(time.perf_counter() - start),
     )
     paths = report.write(out_dir, doc, driver, outcome)
     print_exploration_summary(doc, paths)
