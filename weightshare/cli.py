@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from weightshare.errors import UserError
-from weightshare.networks.registry import DEFAULT_NETWORK, NETWORKS
+from weightshare.networks.registry import DEFAULT_NETWORK, NETWORKS, ZOO
 
 # mode name -> module; the module's docstring's first line is its help
 MODES = {
@@ -28,13 +28,15 @@ MODES = {
     "residual": "weightshare.modes.residual",
     "residual_decode": "weightshare.modes.residual_decode",
     "residual_eval": "weightshare.modes.residual_eval",
+    "export": "weightshare.modes.export",
 }
 DEFAULT_MODE = "exploration"  # the seed's default
 
 _EPILOG = (
     "networks (--network_dataset):\n"
     + "\n".join(
-        f"  {name:28s} {spec.category:5s}  {spec.description}" for name, spec in NETWORKS.items()
+        f"  {name:34s} {spec.category:5s}  {spec.description}"
+        for name, spec in (NETWORKS | ZOO).items()
     )
     + """
 
@@ -133,6 +135,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", type=Path, default=None, metavar="FILE", help="output file of modes that write one"
     )
+    p.add_argument(
+        "--backend",
+        choices=("pytorch", "onnxruntime", "tensorflow"),
+        default=None,
+        help="framework that runs the model (default: the model's own; registry PyTorch "
+        "networks also run as ONNX, exported and cached, and Fashion-MNIST ones in Keras)",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="PATH",
+        help="a model of your own instead of --network_dataset: .onnx, .keras/.h5, TorchScript, "
+        "or a PyTorch state dict for --network_dataset's architecture",
+    )
+    p.add_argument(
+        "--dataset",
+        default=None,
+        metavar="SPEC",
+        help="data to score on: fashionmnist, imagefolder:DIR (one sub-folder per class) or "
+        "npz:FILE (arrays x, y); default: the network's own (docs/backends.md)",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="PATH",
+        help="pretrained weights of an ImageNet zoo network (default: the torch hub / keras "
+        "cache file)",
+    )
     for module in modules.values():
         module.add_arguments(p)
     return p
@@ -157,7 +187,13 @@ def _check_common(args: argparse.Namespace) -> None:
     from weightshare.networks import get_network
     from weightshare.networks.checkpoints import default_cache_dir
 
-    get_network(args.network_dataset)
+    spec = get_network(args.network_dataset)
+    if args.mode == "train" and spec.recipe is None:
+        raise UserError(f"{spec.name} is an ImageNet zoo network: --mode train does not train it")
+    if getattr(args, "dataset", None) is not None:
+        from weightshare.networks.inputs import parse_dataset
+
+        parse_dataset(args.dataset)
     if args.threads < 1:
         raise UserError(f"--threads must be an int >= 1; got {args.threads}")
     if not 0.0 < args.dataset_scale <= 1.0:

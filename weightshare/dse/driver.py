@@ -129,7 +129,7 @@ class Driver:
         self.store = store
         self.executor = executor
         self.progress = progress or (lambda *a: None)
-        info = executor.describe()
+        self.info = info = executor.describe()
         self.layout = ModelLayout(
             {x["name"]: x["n_weights"] for x in info["layers"]}, info["n_unclustered"]
         )

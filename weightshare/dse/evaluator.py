@@ -78,6 +78,7 @@ class Evaluator:
     def describe(self) -> dict:
         """The model's layers (name, shape, kind) and its unclustered scalar count."""
         return {
+            "backend": self.backend.name,
             "layers": [
                 {"name": x.name, "shape": list(x.shape), "kind": x.kind, "n_weights": x.n_weights}
                 for x in self.layers

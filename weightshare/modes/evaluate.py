@@ -34,6 +34,8 @@ class EvaluateConfig:
         cache_dir: root of the checkpoint cache.
         log_file: directory for ``evaluation.json`` (None: print only).
         threads: torch threads.
+        backend, model, weights, dataset: the model choice (``--backend``, ``--model``,
+            ``--weights``, ``--dataset``; see :func:`weightshare.modes.loading.load_backend`).
     """
 
     network: str
@@ -47,6 +49,10 @@ class EvaluateConfig:
     cache_dir: Path = Path(".")
     log_file: Path | None = None
     threads: int = 2
+    backend: str | None = None
+    model: str | None = None
+    weights: str | None = None
+    dataset: str | None = None
 
 
 def validate_k(value, where: str) -> int:
@@ -88,6 +94,7 @@ def resolve_k_map(
 
 def run(config: EvaluateConfig) -> dict:
     """Evaluate one weight-sharing candidate; print the table and return evaluation.json's dict."""
+    from weightshare.backends.factory import check_fit
     from weightshare.console import print_layer_table
     from weightshare.dse.clustering import ClusterCache
     from weightshare.dse.size import (
@@ -98,15 +105,20 @@ def run(config: EvaluateConfig) -> dict:
         entropy_bits,
         fixed_bits,
     )
-    from weightshare.modes.loading import load_backend
-    from weightshare.networks.datasets import load_split
+    from weightshare.modes.loading import load_backend, load_splits
 
     spec = get_network(config.network)
-    search = load_split("search", config.data_dir, config.dataset_scale)
-    holdout = load_split("holdout", config.data_dir)
+    choice = {
+        "backend": config.backend,
+        "model": config.model,
+        "weights": config.weights,
+        "dataset": config.dataset,
+    }
+    search, holdout = load_splits(spec, config.data_dir, config.dataset_scale, **choice)
     backend, source = load_backend(
-        spec, config.checkpoint, config.cache_dir, config.data_dir, config.threads
+        spec, config.checkpoint, config.cache_dir, config.data_dir, config.threads, **choice
     )
+    check_fit(backend, search)
     layers = backend.layers()
     k_map = resolve_k_map([layer.name for layer in layers], config.k, config.k_per_layer)
 
@@ -143,8 +155,11 @@ def run(config: EvaluateConfig) -> dict:
             }
         )
     result = {
-        "network": spec.name,
+        "network": spec.name if config.model is None else f"model:{Path(config.model).name}",
+        "backend": backend.name,
+        "dataset": config.dataset or spec.dataset,
         "checkpoint": str(source),
+        "init": config.init,
         "granularity": config.granularity,
         "dataset_scale": config.dataset_scale,
         "splits": {"search": len(search), "holdout": len(holdout)},
@@ -210,7 +225,12 @@ def main(args: argparse.Namespace) -> int:
     """``--mode evaluate`` from parsed flags."""
     from weightshare.networks.datasets import resolve_data_dir
 
-    resolve_data_dir(args.data_dir)
+    if (
+        args.dataset is None
+        and args.model is None
+        and get_network(args.network_dataset).dataset == ("fashionmnist")
+    ):
+        resolve_data_dir(args.data_dir)
     k_per_layer = None if args.k_per_layer is None else read_k_per_layer(args.k_per_layer)
     k = 16 if args.k is None and k_per_layer is None else args.k
     config = EvaluateConfig(
@@ -225,6 +245,10 @@ def main(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         log_file=args.log_file,
         threads=args.threads,
+        backend=args.backend,
+        model=args.model,
+        weights=args.weights,
+        dataset=args.dataset,
     )
     run(config)
     return 0

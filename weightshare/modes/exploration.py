@@ -134,12 +134,15 @@ def main(args: argparse.Namespace) -> int:
     """``--mode exploration`` from parsed flags; returns the exit code."""
     from weightshare.dse.driver import PAPER_K_GRID, ExploreConfig
     from weightshare.dse.space import k_grid, parse_k_grid
+    from weightshare.modes.loading import load_backend, model_options
     from weightshare.networks import MLPERF_RATIO, get_network
     from weightshare.networks.checkpoints import find_checkpoint
     from weightshare.networks.datasets import resolve_data_dir
 
     spec = get_network(args.network_dataset)
-    resolve_data_dir(args.data_dir)
+    options = model_options(args)
+    if spec.dataset == "fashionmnist" and options["dataset"] in (None, "fashionmnist"):
+        resolve_data_dir(args.data_dir)
     if args.optimization not in OPTIMIZATIONS:
         raise UserError(f"--optimization must be one of {OPTIMIZATIONS}; got {args.optimization!r}")
     if args.optimization == "paper" and not args.with_local_optimization:
@@ -188,14 +191,14 @@ def main(args: argparse.Namespace) -> int:
             f"--log_file {out_dir} is not a writable directory ({exc.strerror})"
         ) from None
     checkpoint = find_checkpoint(spec.name, args.checkpoint, args.cache_dir)
-    if checkpoint is not None:  # fail here, in one line, not inside every worker
+    if checkpoint is not None and options == model_options(None):  # fail here, in one line
         from weightshare.networks.checkpoints import load_into
 
         load_into(spec.build(), checkpoint)
-    else:
-        from weightshare.modes.loading import load_backend
-
-        _, checkpoint = load_backend(spec, None, args.cache_dir, args.data_dir, args.threads)
+    else:  # loads (trains, exports to ONNX, checks) once here, not inside every worker
+        _, checkpoint = load_backend(
+            spec, args.checkpoint, args.cache_dir, args.data_dir, args.threads, **options
+        )
     return run(args, spec, config, out_dir, Path(checkpoint))
 
 
@@ -206,11 +209,13 @@ def run(args, spec, config, out_dir: Path, checkpoint: Path) -> int:
     from weightshare.dse.driver import Driver
     from weightshare.dse.executor import LocalExecutor, RayExecutor
     from weightshare.dse.trials import TrialStore
-    from weightshare.modes.loading import EvaluatorFactory
+    from weightshare.modes.loading import EvaluatorFactory, model_options
     from weightshare.networks.datasets import SPLIT_SEED
 
+    options = model_options(args)
     settings = {
         "network": spec.name,
+        **{k: str(v) for k, v in options.items() if v is not None},
         "checkpoint_sha256": _sha256(checkpoint),
         "dataset_scale": args.dataset_scale,
         "split_seed": SPLIT_SEED,
@@ -231,6 +236,8 @@ def run(args, spec, config, out_dir: Path, checkpoint: Path) -> int:
         args.granularity,
         args.init,
         args.seed,
+        **options,
+        cache_dir=str(args.cache_dir),
     )
     if workers == 0:
         executor = LocalExecutor(factory)
@@ -251,7 +258,7 @@ def run(args, spec, config, out_dir: Path, checkpoint: Path) -> int:
         driver,
         outcome,
         network=spec.name,
-        backend="pytorch",
+        backend=driver.info["backend"],
         settings={
             **settings,
             "storage": storage,

@@ -9,18 +9,51 @@ from weightshare.networks.checkpoints import checkpoint_dir, find_checkpoint, lo
 from weightshare.networks.registry import NetworkSpec
 
 
-def load_backend(spec: NetworkSpec, checkpoint, cache_dir: Path, data_dir, threads: int):
-    """A :class:`~weightshare.backends.pytorch.PyTorchBackend` over ``spec``'s trained weights.
+def load_backend(
+    spec: NetworkSpec,
+    checkpoint,
+    cache_dir: Path,
+    data_dir,
+    threads: int,
+    *,
+    backend: str | None = None,
+    model=None,
+    weights=None,
+    dataset=None,
+):
+    """A backend over ``spec``'s trained weights, or over a user model.
 
-    Weights come from :func:`~weightshare.networks.checkpoints.find_checkpoint`; when there are
-    none, the network is trained with its documented recipe (as ``--mode train`` would) and the
-    last epoch is used.
+    With the defaults: a :class:`~weightshare.backends.pytorch.PyTorchBackend` over a
+    Fashion-MNIST registry network. Weights come from
+    :func:`~weightshare.networks.checkpoints.find_checkpoint`; when there are none, the network
+    is trained with its documented recipe (as ``--mode train`` would) and the last epoch is used.
+
+    Args:
+        backend: ``pytorch``, ``onnxruntime``, ``tensorflow`` or None (the model's own).
+        model: ``--model PATH``, a user model file (``.onnx``, ``.keras``/``.h5``, TorchScript,
+            or a state dict for ``spec``'s architecture).
+        weights: ``--weights PATH``, pretrained weights of an ImageNet zoo network.
+        dataset: ``--dataset`` (a string or a DatasetChoice); sets a user model's
+            preprocessing. See :mod:`weightshare.backends.factory`.
 
     Returns:
-        (backend, path of the weights file).
+        (backend, path of the weights or model file).
     """
+    from weightshare.backends.factory import build_backend, is_plain
     from weightshare.backends.pytorch import PyTorchBackend
 
+    if not is_plain(spec, backend, model, dataset, weights):
+        return build_backend(
+            spec,
+            checkpoint,
+            cache_dir,
+            data_dir,
+            threads,
+            backend=backend,
+            model=model,
+            weights=weights,
+            dataset=dataset,
+        )
     path = find_checkpoint(spec.name, checkpoint, cache_dir)
     if path is None:
         from weightshare.networks.datasets import load_split
@@ -42,6 +75,43 @@ def load_backend(spec: NetworkSpec, checkpoint, cache_dir: Path, data_dir, threa
     return PyTorchBackend(model, spec.input_size, threads=threads), path
 
 
+def model_options(args) -> dict:
+    """The model-choice flags of parsed CLI ``args`` as keyword arguments of
+    :func:`load_backend` and :func:`load_splits` (``backend``, ``model``, ``weights``,
+    ``dataset``)."""
+    return {
+        "backend": getattr(args, "backend", None),
+        "model": getattr(args, "model", None),
+        "weights": getattr(args, "weights", None),
+        "dataset": getattr(args, "dataset", None),
+    }
+
+
+def load_splits(
+    spec: NetworkSpec, data_dir, dataset_scale: float = 1.0, *, dataset=None, model=None, **_
+):
+    """The ``(search, holdout)`` splits to score ``spec`` (or a user ``model``) on.
+
+    The dataset is ``dataset`` (``--dataset``) when given, else the network's own
+    (Fashion-MNIST, or ImageNet under ``data_dir``); a user model without ``--dataset`` gets
+    Fashion-MNIST. ``dataset_scale`` keeps the first fraction of ``search`` only. Extra keyword
+    arguments (the rest of :func:`model_options`) are ignored.
+    """
+    from weightshare.networks.inputs import DatasetChoice, load_dataset_split, parse_dataset
+
+    choice = dataset if isinstance(dataset, DatasetChoice) else parse_dataset(dataset)
+    if choice is None:
+        native = spec.dataset
+        if model is not None:
+            from weightshare.networks.user_models import model_format
+
+            native = "fashionmnist" if model_format(model) != "state_dict" else spec.dataset
+        choice = DatasetChoice(native)
+    search = load_dataset_split(choice, "search", data_dir, dataset_scale)
+    holdout = load_dataset_split(choice, "holdout", data_dir)
+    return search, holdout
+
+
 @dataclass(frozen=True)
 class EvaluatorFactory:
     """A picklable recipe for an :class:`~weightshare.dse.evaluator.Evaluator`: Ray workers call
@@ -54,6 +124,9 @@ class EvaluatorFactory:
         dataset_scale: fraction of the search split used by the search.
         threads: torch threads of this worker.
         granularity, init, seed: clustering settings.
+        backend, model, weights, dataset: the model choice (``--backend``, ``--model``,
+            ``--weights``, ``--dataset``; :func:`model_options`), None for the defaults.
+        cache_dir: cache root (the ONNX exports); None: the default cache.
     """
 
     network: str
@@ -64,19 +137,31 @@ class EvaluatorFactory:
     granularity: str = "layer"
     init: str = "best"
     seed: int = 0
+    backend: str | None = None
+    model: str | None = None
+    weights: str | None = None
+    dataset: str | None = None
+    cache_dir: str | None = None
 
     def __call__(self):
         from weightshare.dse.evaluator import Evaluator
         from weightshare.networks import get_network
-        from weightshare.networks.datasets import load_split
+        from weightshare.networks.checkpoints import default_cache_dir
 
         spec = get_network(self.network)
-        backend, _ = load_backend(spec, self.checkpoint, Path("."), self.data_dir, self.threads)
-        splits = {
-            "search": load_split("search", self.data_dir, self.dataset_scale),
-            "search_full": load_split("search", self.data_dir),
-            "holdout": load_split("holdout", self.data_dir),
+        options = {
+            "backend": self.backend,
+            "model": self.model,
+            "weights": self.weights,
+            "dataset": self.dataset,
         }
+        cache_dir = Path(self.cache_dir) if self.cache_dir else default_cache_dir()
+        backend, _ = load_backend(
+            spec, self.checkpoint, cache_dir, self.data_dir, self.threads, **options
+        )
+        search, _ = load_splits(spec, self.data_dir, self.dataset_scale, **options)
+        search_full, holdout = load_splits(spec, self.data_dir, **options)
+        splits = {"search": search, "search_full": search_full, "holdout": holdout}
         if self.dataset_scale == 1.0:
             del splits["search_full"]
         return Evaluator(

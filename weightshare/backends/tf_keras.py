@@ -1,0 +1,237 @@
+"""TensorFlow/Keras 3 backend: a ``keras.Model`` whose kernels are assigned in place.
+
+Clusterable layers: ``Conv1D/2D/3D`` (grouped included), ``DepthwiseConv2D`` and ``Dense``,
+found recursively through nested models; canonical names are the layer names (``outer/inner``
+inside a nested model). Canonical layout (axis 0 = output channel):
+
+* Conv kernel ``(kh, kw, in/groups, out)`` -> ``(out, in/groups, kh, kw)``;
+* DepthwiseConv2D kernel ``(kh, kw, in, mult)`` -> ``(in * mult, 1, kh, kw)`` (output channel
+  ``i * mult + m``, PyTorch's order);
+* Dense kernel ``(in, out)`` -> ``(out, in)``.
+
+TensorFlow is imported only when this backend is built (~6 s). Its thread pools are fixed at
+first use in a process: the first backend's ``threads`` wins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import sys
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from weightshare.backends.base import Accuracy, LayerInfo
+from weightshare.backends.scoring import accuracy_from_logits
+from weightshare.errors import UserError
+from weightshare.networks.inputs import InputFeeder, default_batch_size
+from weightshare.networks.transforms import ImageTransform
+
+
+def import_keras(threads: int | None = None):
+    """``keras`` on the TensorFlow backend, with TF's intra-op threads set when still possible."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None:
+        # TensorFlow and triton (imported by torch.export / the ONNX exporter) both bundle
+        # LLVM: loading triton's library after TensorFlow's segfaults, before it is fine.
+        with contextlib.suppress(Exception):
+            import triton  # noqa: F401
+    try:
+        import keras
+        import tensorflow as tf
+    except ImportError as exc:
+        raise UserError(
+            f"the tensorflow backend needs tensorflow and keras 3 ({exc}); install them with "
+            "'pip install tensorflow-cpu==2.21.0 keras==3.15.1'"
+        ) from None
+    if keras.backend.backend() != "tensorflow":
+        raise UserError(
+            f"the tensorflow backend needs KERAS_BACKEND=tensorflow; got "
+            f"{keras.backend.backend()!r}"
+        )
+    if threads is not None:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:
+            pass  # already initialised in this process: the first setting stays
+    return keras
+
+
+def _kind(layer, keras) -> str | None:
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        return "depthwise_conv"
+    if isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)):
+        kernel = layer.kernel
+        groups = getattr(layer, "groups", 1)
+        depthwise = groups > 1 and kernel.shape[-2] == 1
+        return "depthwise_conv" if depthwise else "conv"
+    if isinstance(layer, keras.layers.Dense):
+        return "linear"
+    return None
+
+
+def _walk(model, keras, prefix: str = ""):
+    for layer in model.layers:
+        name = f"{prefix}{layer.name}"
+        if isinstance(layer, keras.Model):
+            yield from _walk(layer, keras, f"{name}/")
+        elif _kind(layer, keras) is not None:
+            yield name, layer
+
+
+def to_canonical(kind: str, kernel: np.ndarray) -> np.ndarray:
+    """A Keras kernel in the canonical layout (see the module docstring); a new array."""
+    if kind == "linear":
+        return np.ascontiguousarray(kernel.T)
+    if kind == "depthwise_conv" and kernel.ndim == 4 and kernel.shape[2] != 1:
+        kh, kw, cin, mult = kernel.shape
+        return np.ascontiguousarray(kernel.transpose(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw))
+    spatial = tuple(range(kernel.ndim - 2))
+    return np.ascontiguousarray(kernel.transpose(kernel.ndim - 1, kernel.ndim - 2, *spatial))
+
+
+def from_canonical(kind: str, canonical: np.ndarray, kernel_shape: tuple[int, ...]) -> np.ndarray:
+    """The inverse of :func:`to_canonical` for a kernel of shape ``kernel_shape``."""
+    if kind == "linear":
+        return np.ascontiguousarray(canonical.T)
+    if kind == "depthwise_conv" and len(kernel_shape) == 4 and kernel_shape[2] != 1:
+        kh, kw, cin, mult = kernel_shape
+        return np.ascontiguousarray(canonical.reshape(cin, mult, kh, kw).transpose(2, 3, 0, 1))
+    n = canonical.ndim
+    return np.ascontiguousarray(canonical.transpose(*range(2, n), 1, 0))
+
+
+class KerasBackend:
+    """Wraps a Keras 3 model (TensorFlow backend) for the exploration.
+
+    Args:
+        model: a built ``keras.Model``; owned by the backend from now on.
+        transform: preprocessing of the model family (size/channels adapted to the model's
+            static input shape).
+        threads: TensorFlow intra-op threads (effective only before TF first runs).
+        batch_size: images per forward pass (default: about 32 MiB of input).
+    """
+
+    name = "tensorflow"
+
+    def __init__(
+        self,
+        model,
+        *,
+        transform: ImageTransform,
+        threads: int = 2,
+        batch_size: int | None = None,
+    ) -> None:
+        if not isinstance(threads, int) or threads < 1:
+            raise UserError(f"--threads must be an int >= 1; got {threads!r}")
+        keras = import_keras(threads)
+        import tensorflow as tf
+
+        self.model = model
+        self.threads = threads
+        self._layers_by_name = dict(_walk(model, keras))
+        if not self._layers_by_name:
+            raise UserError(
+                f"the Keras model {model.name!r} has no clusterable layer "
+                "(Conv1D/2D/3D, DepthwiseConv2D or Dense)"
+            )
+        self._kinds = {n: _kind(layer, keras) for n, layer in self._layers_by_name.items()}
+        self._pristine: dict[str, np.ndarray] = {}
+        for name, layer in self._layers_by_name.items():
+            kernel = np.array(layer.kernel.numpy(), dtype=np.float32, copy=True)
+            kernel.setflags(write=False)
+            self._pristine[name] = kernel
+        self._layers = [
+            LayerInfo(n, to_canonical(self._kinds[n], k).shape, self._kinds[n])
+            for n, k in self._pristine.items()
+        ]
+        clustered = {id(layer.kernel) for layer in self._layers_by_name.values()}
+        self._shapes = {layer.name: layer.shape for layer in self._layers}
+        self._n_unclustered = sum(
+            int(np.prod(v.shape))
+            for v in model.weights
+            if id(v) not in clustered and "float" in str(v.dtype)
+        )
+        self._dirty: set[str] = set()
+        self.layout, self.transform = self._adapt(transform)
+        self.feeder = InputFeeder(self.transform, self.layout)
+        self.batch_size = batch_size or default_batch_size(self.transform)
+        spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
+        self._forward = tf.function(
+            lambda x: self.model(x, training=False), input_signature=[spec], autograph=False
+        )
+
+    def _adapt(self, transform: ImageTransform) -> tuple[str, ImageTransform]:
+        from dataclasses import replace
+
+        shape = tuple(self.model.inputs[0].shape)
+        layout = "NHWC"
+        if len(shape) == 4:
+            if shape[3] not in (1, 3) and shape[1] in (1, 3):
+                layout = "NCHW"
+            c, h = (shape[3], shape[1]) if layout == "NHWC" else (shape[1], shape[2])
+            if h is not None and h != transform.size:
+                transform = transform.with_size(int(h))
+            if c in (1, 3) and c != transform.channels:
+                mean = transform.mean if len(transform.mean) == c else (transform.mean[0],) * c
+                std = transform.std if len(transform.std) == c else (transform.std[0],) * c
+                transform = replace(transform, channels=c, mean=mean, std=std)
+        return layout, transform
+
+    def layers(self) -> list[LayerInfo]:
+        return list(self._layers)
+
+    def _layer(self, name: str):
+        try:
+            return self._layers_by_name[name]
+        except KeyError:
+            raise UserError(
+                f"unknown layer {name!r}; clusterable layers: {', '.join(self._layers_by_name)}"
+            ) from None
+
+    def get_weights(self, name: str) -> np.ndarray:
+        self._layer(name)
+        return to_canonical(self._kinds[name], self._pristine[name])
+
+    def current_weights(self, name: str) -> np.ndarray:
+        kernel = np.asarray(self._layer(name).kernel.numpy(), dtype=np.float32)
+        return to_canonical(self._kinds[name], kernel)
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        staged = []
+        for name, value in weights.items():
+            layer = self._layer(name)
+            expected = self._shapes[name]
+            array = np.asarray(value, dtype=np.float32)
+            if array.shape != expected:
+                raise ValueError(f"{name}: shape {array.shape} != {expected}")
+            kernel = from_canonical(self._kinds[name], array, tuple(layer.kernel.shape))
+            staged.append((name, layer, kernel))
+        for name, layer, kernel in staged:
+            layer.kernel.assign(kernel)
+            self._dirty.add(name)
+
+    def restore(self) -> None:
+        for name in sorted(self._dirty):
+            self._layers_by_name[name].kernel.assign(self._pristine[name])
+        self._dirty.clear()
+
+    def predict(self, split) -> np.ndarray:
+        """Logits, float32 (N, classes), of the current weights on ``split``."""
+        out = [np.asarray(self._forward(x)) for x in self.feeder.batches(split, self.batch_size)]
+        logits = np.concatenate(out)
+        return logits.reshape(logits.shape[0], -1)
+
+    def evaluate(self, split) -> Accuracy:
+        start = time.perf_counter()
+        logits = self.predict(split)
+        seconds = time.perf_counter() - start
+        return accuracy_from_logits(logits, np.asarray(split.labels, np.int64), seconds)
+
+    def n_unclustered(self) -> int:
+        return self._n_unclustered

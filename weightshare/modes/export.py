@@ -1,0 +1,236 @@
+"""write the chosen weight-shared model (k per layer from --log_file DIR) as ONNX and natively
+
+The k of each layer comes from ``DIR/results.json`` (``best.k_per_layer``, written by
+``--mode exploration``) or else ``DIR/evaluation.json`` (``layers[].k``, written by ``--mode
+evaluate``; ``null`` keeps a layer fp32). The same model flags as the run that wrote the file
+select the model. Files go to ``DIR/export/``:
+
+* ``<name>.onnx``: the weight-shared model for ONNX Runtime (Keras models: only with tf2onnx);
+* the source framework's own format: ``<name>.pt`` (a state dict for a registry PyTorch
+  network, TorchScript for a TorchScript ``--model``), ``<name>.keras`` for Keras;
+* ``export.json``: the k map, the files with their sha256, and the search-split accuracy of the
+  in-memory weight-shared model and of the exported ONNX file (they should agree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import warnings
+from pathlib import Path
+
+from weightshare.errors import UserError
+
+
+def read_k_map(directory: Path) -> tuple[dict[str, int], dict]:
+    """``(layer -> k, settings)`` from ``results.json`` or ``evaluation.json`` in ``directory``.
+
+    ``settings`` holds what the file says about the run: ``network``, ``granularity``,
+    ``init`` (those it records).
+    """
+    from weightshare.modes.evaluate import validate_k
+
+    results, evaluation = directory / "results.json", directory / "evaluation.json"
+    path = results if results.is_file() else evaluation
+    if not path.is_file():
+        raise UserError(
+            f"--log_file {directory} holds neither results.json (--mode exploration) nor "
+            "evaluation.json (--mode evaluate)"
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path} is not readable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must hold a JSON object")
+    if path == results:
+        best = data.get("best")
+        k_map = best.get("k_per_layer") if isinstance(best, dict) else None
+        if not isinstance(k_map, dict):
+            raise UserError(f"{path} has no best.k_per_layer object (no feasible result yet?)")
+        k_map = {str(n): k for n, k in k_map.items() if k is not None}
+        extra = data.get("settings")
+        settings = {**(extra if isinstance(extra, dict) else {}), **data}
+    else:
+        layers = data.get("layers")
+        if not isinstance(layers, list) or not all(isinstance(r, dict) for r in layers):
+            raise UserError(f"{path} has no layers list")
+        k_map = {str(r.get("name")): r.get("k") for r in layers if r.get("k") is not None}
+        settings = data
+    if not k_map:
+        raise UserError(f"{path} clusters no layer: nothing to export")
+    k_map = {name: validate_k(k, f"k of layer {name!r} in {path}") for name, k in k_map.items()}
+    keep = {k: settings[k] for k in ("network", "granularity", "init") if k in settings}
+    return k_map, keep
+
+
+def _sha256(path: Path) -> str:
+    from weightshare.networks.onnx_export import sha256_file
+
+    return sha256_file(path)
+
+
+def _write_torch(backend, out: Path, stem: str, notes: list[str]) -> list[Path]:
+    import torch
+
+    from weightshare.networks.onnx_export import export_onnx
+
+    model = backend.model
+    size = backend.input_size
+    channels = getattr(getattr(backend, "transform", None), "channels", 1)
+    example = torch.zeros(1, channels, size, size)
+    files = []
+    if isinstance(model, torch.jit.ScriptModule):
+        native = out / f"{stem}.torchscript.pt"
+        with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.14, still works
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.jit.save(model, str(native))
+        files.append(native)
+        onnx_path = out / f"{stem}.onnx"
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    model,
+                    (example,),
+                    str(onnx_path),
+                    dynamo=False,
+                    input_names=["input"],
+                    output_names=["logits"],
+                    dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                    do_constant_folding=False,  # keep BatchNorm apart: weights stay shared
+                )
+            files.append(onnx_path)
+        except Exception as exc:  # TorchScript export support varies by module
+            from weightshare.backends.scoring import first_line
+
+            notes.append(f"ONNX export of the TorchScript module failed ({first_line(exc)})")
+        return files
+    native = out / f"{stem}.pt"
+    torch.save(model.state_dict(), native)
+    files.append(native)
+    files.append(export_onnx(model, example, out / f"{stem}.onnx"))
+    return files
+
+
+def _write_keras(backend, out: Path, stem: str, notes: list[str]) -> list[Path]:
+    native = out / f"{stem}.keras"
+    backend.model.save(str(native))
+    files = [native]
+    try:
+        import tf2onnx  # noqa: F401
+    except ImportError:
+        notes.append("ONNX not written: converting a Keras model needs tf2onnx (not installed)")
+        return files
+    onnx_path = out / f"{stem}.onnx"
+    backend.model.export(str(onnx_path), format="onnx")
+    files.append(onnx_path)
+    return files
+
+
+def _write_onnx(backend, out: Path, stem: str) -> list[Path]:
+    import onnx
+
+    path = out / f"{stem}.onnx"
+    onnx.save(backend.current_model(), str(path))
+    return [path]
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Export; print a summary and return ``export.json``'s dict."""
+    from weightshare.backends.ort import OnnxRuntimeBackend
+    from weightshare.dse.clustering import ClusterCache
+    from weightshare.modes.loading import load_backend, load_splits, model_options
+    from weightshare.networks import get_network
+
+    if args.log_file is None:
+        raise UserError("--mode export needs --log_file DIR (a directory of a finished run)")
+    directory = Path(args.log_file)
+    k_map, settings = read_k_map(directory)
+    spec = get_network(args.network_dataset)
+    options = model_options(args)
+    if options["model"] is None and settings.get("network") not in (None, spec.name):
+        raise UserError(
+            f"{directory} was written for --network_dataset {settings['network']}; got "
+            f"{spec.name}: pass the same model flags as that run"
+        )
+    if spec.framework == "pytorch" and options["model"] is None:
+        options["backend"] = "pytorch"  # the source framework writes both formats
+    search, _ = load_splits(spec, args.data_dir, args.dataset_scale, **options)
+    backend, source = load_backend(
+        spec, args.checkpoint, args.cache_dir, args.data_dir, args.threads, **options
+    )
+    names = [layer.name for layer in backend.layers()]
+    unknown = [n for n in k_map if n not in names]
+    if unknown:
+        raise UserError(
+            f"{directory} names layer {unknown[0]!r}, which this model does not have: pass the "
+            "same model flags as the run that wrote it"
+        )
+    granularity = settings.get("granularity", args.granularity)
+    init = settings.get("init", args.init)
+    cache = ClusterCache(
+        {n: backend.get_weights(n) for n in k_map}, granularity=granularity, init=init
+    )
+    backend.set_weights({n: cache.get(n, k).dequantize() for n, k in k_map.items()})
+    out = directory / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    stem = spec.name if options["model"] is None else Path(options["model"]).stem
+    notes: list[str] = []
+    try:
+        shared = backend.evaluate(search)
+        if backend.name == "onnxruntime":
+            files = _write_onnx(backend, out, stem)
+        elif backend.name == "tensorflow":
+            files = _write_keras(backend, out, stem, notes)
+        else:
+            files = _write_torch(backend, out, stem, notes)
+    finally:
+        backend.restore()
+    result = {
+        "source": str(source),
+        "backend": backend.name,
+        "granularity": granularity,
+        "init": init,
+        "k_per_layer": k_map,
+        "files": {p.name: _sha256(p) for p in files},
+        "accuracy_search": shared.top1,
+        "notes": notes,
+    }
+    onnx_files = [p for p in files if p.suffix == ".onnx"]
+    if onnx_files:
+        transform = getattr(backend, "transform", None) or _transform_of(spec)
+        exported = OnnxRuntimeBackend(onnx_files[0], transform=transform, threads=args.threads)
+        exported = exported.evaluate(search)
+        result["accuracy_search_onnx"] = exported.top1
+    (out / "export.json").write_text(json.dumps(result, indent=2))
+    print(f"exported {len(k_map)} weight-shared layers of {stem} to {out}/")
+    for p in files:
+        print(f"  {p.name}  ({p.stat().st_size:,} bytes)")
+    line = f"search accuracy (top-1): in memory {100 * shared.top1:.2f} %"
+    if "accuracy_search_onnx" in result:
+        line += f", exported ONNX {100 * result['accuracy_search_onnx']:.2f} %"
+    print(line)
+    for note in notes:
+        print(f"note: {note}")
+    return result
+
+
+def _transform_of(spec):
+    from weightshare.networks.transforms import fashion_mnist_transform
+
+    return fashion_mnist_transform(spec.input_size)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """No flags of its own: ``--log_file`` and the shared model flags select what to export
+    (``--granularity``/``--init`` apply when the file does not record them)."""
+    parser.add_argument_group("export", "uses --log_file DIR and the model flags of the run")
+
+
+def main(args: argparse.Namespace) -> int:
+    """``--mode export`` from parsed flags."""
+    run(args)
+    return 0
