@@ -7,6 +7,7 @@ import pytest
 
 from weightshare.dse.driver import Driver, ExploreConfig, pareto_front
 from weightshare.dse.executor import LocalExecutor
+from weightshare.dse.space import Candidate
 from weightshare.dse.trials import TrialStore
 from weightshare.errors import UserError
 from weightshare.modes.loading import EvaluatorFactory
@@ -106,3 +107,14 @@ def test_settings_are_stored_with_the_study(tmp_path):
         TrialStore("study.db", _settings())
     with pytest.raises(UserError, match="cannot open --storage"):
         TrialStore("nosuchdb://user@host/x", _settings())
+
+
+def test_a_confirmation_left_without_its_search_score_is_not_reported(tmp_path, executor):
+    """A run interrupted between storing a whole-split confirmation and telling its trial."""
+    driver, first = _run(tmp_path, executor)
+    orphan = Candidate.of({"fc3": 48})  # not in the grid: never scored on the scaled split
+    result = executor.evaluator.evaluate(orphan, "search_full")
+    driver.store.add("confirm", orphan, result, size_bytes=1.0, target=driver.full_target)
+    _, again = _run(tmp_path, executor)
+    assert again.best.candidate == first.best.candidate
+    assert orphan.key() not in {r.candidate.key() for r in again.pareto}

@@ -469,7 +469,10 @@ class Driver:
                 and r.accuracy >= self.full_target
             }
             by_key = {r.candidate.key(): r for r in searched}
-            front = pareto_front(list(full.values()), self.size_bytes)
+            # a run interrupted between storing a confirmation and telling its trial leaves a
+            # whole-split score without its scaled-split one: such points are not reported
+            confirmed = [f for key, f in full.items() if key in by_key]
+            front = pareto_front(confirmed, self.size_bytes)
             outcome.pareto = [by_key[f.candidate.key()] for f in front]
             finals = {
                 r.candidate.key(): {"search": by_key[r.candidate.key()], self.full_split: r}
