@@ -257,7 +257,7 @@ def run(args, spec, config, out_dir: Path, checkpoint: Path) -> int:
     doc = report.results(
         driver,
         outcome,
-        network=spec.name,
+        network=spec.name if args.model is None else f"model:{Path(args.model).name}",
         backend=driver.info["backend"],
         settings={
             **settings,
