@@ -15,12 +15,23 @@ from weightshare.networks.datasets import Split
 from weightshare.networks.tensors import images_to_tensor
 
 
-def _kind(module: nn.Module) -> str | None:
+def layer_kind(module: nn.Module) -> str | None:
+    """conv / depthwise_conv / linear for eager and TorchScript modules; None otherwise."""
     if isinstance(module, nn.Linear):
         return "linear"
     if isinstance(module, nn.Conv2d):
         depthwise = module.groups > 1 and module.groups == module.in_channels
         return "depthwise_conv" if depthwise else "conv"
+    if isinstance(module, torch.jit.ScriptModule):
+        original = getattr(module, "original_name", "")
+        weight = getattr(module, "weight", None)
+        if not isinstance(weight, torch.Tensor):
+            return None
+        if original == "Linear" and weight.dim() == 2:
+            return "linear"
+        if original == "Conv2d" and weight.dim() == 4:
+            groups = getattr(module, "groups", 1)
+            return "depthwise_conv" if groups > 1 and weight.shape[1] == 1 else "conv"
     return None
 
 
@@ -46,9 +57,10 @@ class PyTorchBackend:
         self.input_size = input_size
         self.threads = threads
         self.batch_size = batch_size
-        self._modules = {name: m for name, m in model.named_modules() if _kind(m) is not None}
+        self._modules = {name: m for name, m in model.named_modules() if layer_kind(m) is not None}
         self._layers = [
-            LayerInfo(name, tuple(m.weight.shape), _kind(m)) for name, m in self._modules.items()
+            LayerInfo(name, tuple(m.weight.shape), layer_kind(m))
+            for name, m in self._modules.items()
         ]
         self._live = model.state_dict(keep_vars=False)  # tensors sharing storage with the model
         self._pristine = {k: v.detach().clone() for k, v in self._live.items()}

@@ -15,29 +15,9 @@ import torch
 from torch import nn
 
 from weightshare.backends.base import LayerInfo
-from weightshare.backends.pytorch import PyTorchBackend
+from weightshare.backends.pytorch import PyTorchBackend, layer_kind
 from weightshare.networks.inputs import InputFeeder, default_batch_size
 from weightshare.networks.transforms import ImageTransform
-
-
-def _kind(module: nn.Module) -> str | None:
-    """conv / depthwise_conv / linear for eager and TorchScript modules; None otherwise."""
-    if isinstance(module, nn.Linear):
-        return "linear"
-    if isinstance(module, nn.Conv2d):
-        depthwise = module.groups > 1 and module.groups == module.in_channels
-        return "depthwise_conv" if depthwise else "conv"
-    if isinstance(module, torch.jit.ScriptModule):
-        original = getattr(module, "original_name", "")
-        weight = getattr(module, "weight", None)
-        if not isinstance(weight, torch.Tensor):
-            return None
-        if original == "Linear" and weight.dim() == 2:
-            return "linear"
-        if original == "Conv2d" and weight.dim() == 4:
-            groups = getattr(module, "groups", 1)
-            return "depthwise_conv" if groups > 1 and weight.shape[1] == 1 else "conv"
-    return None
 
 
 class FedPyTorchBackend(PyTorchBackend):
@@ -62,9 +42,10 @@ class FedPyTorchBackend(PyTorchBackend):
         super().__init__(model, transform.size, threads=threads, batch_size=batch_size)
         self.transform = transform
         self.feeder = InputFeeder(transform, "NCHW")
-        self._modules = {name: m for name, m in model.named_modules() if _kind(m) is not None}
+        self._modules = {name: m for name, m in model.named_modules() if layer_kind(m) is not None}
         self._layers = [
-            LayerInfo(name, tuple(m.weight.shape), _kind(m)) for name, m in self._modules.items()
+            LayerInfo(name, tuple(m.weight.shape), layer_kind(m))
+            for name, m in self._modules.items()
         ]
 
     def _tensors(self, split):
