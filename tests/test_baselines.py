@@ -30,3 +30,7 @@ def test_committed_baseline_matches_its_record(name, search_split, holdout_split
     assert backend.evaluate(search_split).top1 == record["accuracy_search"]
     assert backend.evaluate(holdout_split).top1 == record["accuracy_holdout"]
     assert record["accuracy_test"] >= TARGETS[name]
+
+
+def test_every_registry_network_has_a_committed_baseline():
+    assert sorted(MANIFEST) == sorted(TARGETS)
