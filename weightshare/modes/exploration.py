@@ -55,7 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--k-min", type=int, default=2, metavar="K", help="smallest k searched (default 2)"
     )
     g.add_argument(
-        "--k-max", type=int, default=256, metavar="K", help="largest k searched (default 256)"
+        "--k-max",
+        type=int,
+        default=None,
+        metavar="K",
+        help="largest k searched (default: 256, or the largest of --k-grid / the paper's grid)",
     )
     g.add_argument(
         "--k-grid",
@@ -159,16 +163,9 @@ def main(args: argparse.Namespace) -> int:
             raise UserError(f"{name} must be an int >= {low}; got {value}")
     if args.timeout is not None and args.timeout <= 0:
         raise UserError(f"--timeout must be a positive number of seconds; got {args.timeout}")
-    grid = (
-        parse_k_grid(args.k_grid)
-        if args.k_grid
-        else (PAPER_K_GRID if args.optimization == "paper" else None)
-    )
-    k_max = (
-        max(args.k_max, max(grid))
-        if grid and not args.k_grid and args.optimization == "paper"
-        else args.k_max
-    )
+    paper = args.optimization == "paper"
+    grid = parse_k_grid(args.k_grid) if args.k_grid else (PAPER_K_GRID if paper else None)
+    k_max = args.k_max if args.k_max is not None else (max(grid) if grid else 256)
     config = ExploreConfig(
         optimization=args.optimization,
         with_local_optimization=bool(args.with_local_optimization),
