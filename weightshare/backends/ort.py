@@ -39,6 +39,7 @@ from weightshare.backends.scoring import accuracy_from_logits, first_line
 from weightshare.errors import UserError
 from weightshare.networks.inputs import InputFeeder, default_batch_size
 from weightshare.networks.transforms import ImageTransform
+from weightshare.validation import check_int
 
 SWAPS = ("inputs", "rebuild")
 _FLOAT = 1  # onnx.TensorProto.FLOAT
@@ -179,8 +180,7 @@ class OnnxRuntimeBackend:
         batch_size: int | None = None,
         swap: str = "inputs",
     ) -> None:
-        if not isinstance(threads, int) or threads < 1:
-            raise UserError(f"--threads must be an int >= 1; got {threads!r}")
+        check_int("--threads", threads, 1)
         if swap not in SWAPS:
             raise UserError(f"swap must be one of {SWAPS}; got {swap!r}")
         _, ort = _import_ort()

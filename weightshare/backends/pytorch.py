@@ -13,6 +13,7 @@ from weightshare.backends.base import Accuracy, LayerInfo
 from weightshare.errors import UserError
 from weightshare.networks.datasets import Split
 from weightshare.networks.tensors import images_to_tensor
+from weightshare.validation import check_int
 
 
 def layer_kind(module: nn.Module) -> str | None:
@@ -51,8 +52,7 @@ class PyTorchBackend:
     def __init__(
         self, model: nn.Module, input_size: int, *, threads: int = 2, batch_size: int = 1000
     ):
-        if not isinstance(threads, int) or threads < 1:
-            raise UserError(f"--threads must be an int >= 1; got {threads!r}")
+        check_int("--threads", threads, 1)
         self.model = model.eval()
         self.input_size = input_size
         self.threads = threads

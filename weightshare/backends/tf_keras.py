@@ -29,6 +29,7 @@ from weightshare.backends.scoring import accuracy_from_logits
 from weightshare.errors import UserError
 from weightshare.networks.inputs import InputFeeder, default_batch_size
 from weightshare.networks.transforms import ImageTransform
+from weightshare.validation import check_int
 
 
 def import_keras(threads: int | None = None):
@@ -127,8 +128,7 @@ class KerasBackend:
         threads: int = 2,
         batch_size: int | None = None,
     ) -> None:
-        if not isinstance(threads, int) or threads < 1:
-            raise UserError(f"--threads must be an int >= 1; got {threads!r}")
+        check_int("--threads", threads, 1)
         keras = import_keras(threads)
         import tensorflow as tf
 
