@@ -340,7 +340,7 @@ class Driver:
         return [r.candidate for r in records]
 
     def _search(self, choices: dict[str, list[int]], seeds: list[Candidate], sampler) -> None:
-        """Ask/tell an Optuna sampler over per-layer choices, ``capacity`` trials in flight."""
+        """Ask/tell an Optuna sampler over per-layer choices, in batches of ``capacity`` trials."""
         cfg = self.config
         dists = {f"k:{layer}": CategoricalDistribution(ks) for layer, ks in choices.items()}
         study = self.store.study("search", sampler)
@@ -359,10 +359,12 @@ class Driver:
             timed_out = cfg.timeout is not None and time.monotonic() - start >= cfg.timeout
             return not timed_out and done + len(in_flight) < total
 
-        waiting: dict[int, object] = {}  # trial number -> scaled-split result being confirmed
-
-        def finish(trial, cand, result, reused: bool, confirmed=None) -> None:
+        def finish(trial, cand, result, reused: bool) -> None:
+            """Tell a trial, judged on the whole search split when that score exists."""
             nonlocal done
+            full = self.full_split and self.store.lookup(cand, self.full_split)
+            if full:
+                self._confirmed(full)
             record = self.store.tell(
                 "search",
                 trial,
@@ -371,14 +373,18 @@ class Driver:
                 size_bytes=self.size_bytes(result),
                 target=self.target,
                 reused=reused,
-                confirmed=confirmed,
+                confirmed=(full.accuracy, self.full_target) if full else None,
             )
             done += 1
             self._note("search", record, done, total)
 
+        # Batch-synchronous ask/tell: ask up to `capacity` trials, evaluate them (and confirm the
+        # promising ones), then tell them in trial order. The sampler then sees the same history
+        # whatever order the workers finish in, so the same command gives the same study.
         try:
-            while True:
-                while len(in_flight) < self.executor.capacity and budget_left():
+            while budget_left():
+                batch = []
+                while len(batch) < self.executor.capacity and budget_left():
                     trial = study.ask()
                     cand = Candidate.of(
                         {
@@ -387,58 +393,52 @@ class Driver:
                         }
                     )
                     found = self.store.lookup(cand, "search")
-                    if found is None:
-                        in_flight[trial.number] = trial
-                        self.executor.submit(Task(trial.number, cand, "search"))
+                    if found is not None:
+                        finish(trial, cand, result_of(found), True)
                         continue
-                    full = self.full_split and self.store.lookup(cand, self.full_split)
-                    confirmed = (full.accuracy, self.full_target) if full else None
-                    finish(trial, cand, result_of(found), True, confirmed)
-                if not in_flight:
-                    break
-                task, result = self.executor.wait()
-                if isinstance(result, WorkerLost):
-                    waiting.pop(task.tag, None)
-                    study.tell(in_flight.pop(task.tag), state=optuna.trial.TrialState.FAIL)
-                    continue
-                self.evaluations += 1
-                if task.split == "search" and self._needs_confirm(result):
-                    full = self.store.lookup(task.candidate, self.full_split)
-                    if full is None:
-                        waiting[task.tag] = result
-                        self.executor.submit(Task(task.tag, task.candidate, self.full_split))
+                    in_flight[trial.number] = trial
+                    batch.append((trial, cand))
+                    self.executor.submit(Task(trial.number, cand, "search"))
+                results = self._collect(len(batch))
+                confirm = [
+                    (t, c)
+                    for t, c in batch
+                    if not isinstance(results[t.number], WorkerLost)
+                    and self._needs_confirm(results[t.number])
+                    and self.store.lookup(c, self.full_split) is None
+                ]
+                for trial, cand in confirm:
+                    self.executor.submit(Task(trial.number, cand, self.full_split))
+                fulls = self._collect(len(confirm))
+                for trial, cand in batch:
+                    result = results[trial.number]
+                    full = fulls.get(trial.number)
+                    if isinstance(result, WorkerLost) or isinstance(full, WorkerLost):
+                        study.tell(in_flight.pop(trial.number), state=optuna.trial.TrialState.FAIL)
                         continue
-                    self._confirmed(full)
-                    finish(
-                        in_flight.pop(task.tag),
-                        task.candidate,
-                        result,
-                        False,
-                        (full.accuracy, self.full_target),
-                    )
-                elif task.split == self.full_split:
-                    full = self.store.add(
-                        "confirm",
-                        task.candidate,
-                        result,
-                        size_bytes=self.size_bytes(result),
-                        target=self.full_target,
-                    )
-                    self._confirmed(full)
-                    finish(
-                        in_flight.pop(task.tag),
-                        task.candidate,
-                        waiting.pop(task.tag),
-                        False,
-                        (full.accuracy, self.full_target),
-                    )
-                else:
-                    finish(in_flight.pop(task.tag), task.candidate, result, False)
+                    self.evaluations += 1 + (full is not None)
+                    if full is not None:
+                        self.store.add(
+                            "confirm",
+                            cand,
+                            full,
+                            size_bytes=self.size_bytes(full),
+                            target=self.full_target,
+                        )
+                    finish(in_flight.pop(trial.number), cand, result, False)
         except KeyboardInterrupt:
             for trial in in_flight.values():
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
             self.executor.close()
             raise
+
+    def _collect(self, n: int) -> dict:
+        """The next ``n`` finished tasks of the executor, as tag -> result."""
+        out = {}
+        while len(out) < n:
+            task, result = self.executor.wait()
+            out[task.tag] = result
+        return out
 
     # --- final choice --------------------------------------------------------------------------
 
