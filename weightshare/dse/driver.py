@@ -99,8 +99,6 @@ class Outcome:
     points seen.
     """
 
-    layout: ModelLayout
-    explored: list[str]
     baseline: dict[str, Record]
     target: float
     options: dict[str, list[Option]] = field(default_factory=dict)
@@ -245,7 +243,7 @@ class Driver:
             for r in self.store.records():
                 if r.split == self.full_split and r.phase != "baseline":
                     self._confirmed(r)
-        outcome = Outcome(self.layout, self.explored, baseline, self.target)
+        outcome = Outcome(baseline, self.target)
         try:
             self._explore(outcome, baseline["search"].accuracy)
         except KeyboardInterrupt:
