@@ -44,7 +44,7 @@ def main() -> None:
         else:
             ray_runtime.start(None, 2)
             executor = RayExecutor(factory, workers)
-        layers = [x["name"] for x in executor.describe()["layers"]]
+        layers = [x.name for x in executor.describe().layers]
         warm = [Task(("warm", k), Candidate.of(dict.fromkeys(layers, k))) for k in grid]
         run_all(executor, warm)  # every (layer, k) clustered once: time the evaluations only
         tasks = [

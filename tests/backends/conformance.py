@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from weightshare.backends.base import LAYER_KINDS
+from weightshare.types import LAYER_KINDS
 
 
 class BackendConformance:

@@ -17,7 +17,7 @@ import pytest
 
 from weightshare.codecs import decode_model, encode_model
 from weightshare.codecs.container import HEADER
-from weightshare.dse.clustering import SharedWeights
+from weightshare.types import SharedWeights
 
 # (coder, codebook dtype) -> (sha256 of the file, sha256 of inflated manifest + payload)
 GOLDEN = {

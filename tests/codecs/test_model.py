@@ -17,10 +17,11 @@ from weightshare.codecs import (
     tensor_sizes,
 )
 from weightshare.codecs.container import read_container
-from weightshare.dse.clustering import ClusterCache, SharedWeights, share_weights
+from weightshare.dse.clustering import ClusterCache, share_weights
 from weightshare.dse.size import coded_bits, entropy_bits
 from weightshare.errors import UserError
 from weightshare.networks import NETWORKS, get_network
+from weightshare.types import SharedWeights
 
 CODEBOOK_DTYPES = ("fp32", "fp16")
 PYTORCH_NETWORKS = [

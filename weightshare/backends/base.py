@@ -8,53 +8,12 @@ layers (axis 0 is always the output channel), under framework-neutral canonical 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
 from weightshare.networks.datasets import Split
-
-LAYER_KINDS = ("conv", "depthwise_conv", "linear")
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """A clusterable layer.
-
-    Attributes:
-        name: canonical name, unique within the model (e.g. ``layer1.0.conv1``).
-        shape: weight shape in the canonical layout.
-        kind: one of ``LAYER_KINDS``.
-    """
-
-    name: str
-    shape: tuple[int, ...]
-    kind: str
-
-    @property
-    def n_weights(self) -> int:
-        """Number of scalar weights in the tensor."""
-        return int(np.prod(self.shape))
-
-
-@dataclass(frozen=True)
-class Accuracy:
-    """Result of evaluating a model on a split.
-
-    Attributes:
-        top1: fraction of images whose top-scoring class is the label, in [0, 1].
-        top5: fraction whose label is among the five top-scoring classes, in [0, 1].
-        n_images: images scored.
-        seconds: wall time of the forward passes.
-        correct: bool array (n_images,), per-image top-1 correctness, for paired comparisons.
-    """
-
-    top1: float
-    top5: float
-    n_images: int
-    seconds: float
-    correct: np.ndarray = field(repr=False, compare=False)
+from weightshare.types import Accuracy, LayerInfo
 
 
 class Backend(Protocol):

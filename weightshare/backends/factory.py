@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from weightshare.backends.scoring import first_line
-from weightshare.errors import UserError
+from weightshare.errors import UserError, first_line
 from weightshare.networks.inputs import DatasetChoice, head, image_shape, load_npz, parse_dataset
 from weightshare.networks.transforms import (
     ImageTransform,

@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from weightshare.backends.base import Accuracy, LayerInfo
-from weightshare.backends.scoring import accuracy_from_logits, first_line
-from weightshare.errors import UserError
+from weightshare.backends.scoring import accuracy_from_logits
+from weightshare.errors import UserError, first_line
 from weightshare.networks.inputs import InputFeeder, default_batch_size
 from weightshare.networks.transforms import ImageTransform
+from weightshare.types import Accuracy, LayerInfo
 from weightshare.validation import check_int
 
 SWAPS = ("inputs", "rebuild")

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from weightshare.backends.base import Accuracy, LayerInfo
 from weightshare.errors import UserError
 from weightshare.networks.datasets import Split
 from weightshare.networks.tensors import images_to_tensor
+from weightshare.types import Accuracy, LayerInfo
 from weightshare.validation import check_int
 
 

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from weightshare.backends.base import LayerInfo
 from weightshare.backends.pytorch import PyTorchBackend, layer_kind
 from weightshare.networks.inputs import InputFeeder, default_batch_size
 from weightshare.networks.transforms import ImageTransform
+from weightshare.types import LayerInfo
 
 
 class FedPyTorchBackend(PyTorchBackend):

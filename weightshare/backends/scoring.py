@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from weightshare.backends.base import Accuracy
+from weightshare.types import Accuracy
 
 
 def accuracy_from_logits(logits: np.ndarray, labels: np.ndarray, seconds: float) -> Accuracy:
@@ -26,11 +26,3 @@ def accuracy_from_logits(logits: np.ndarray, labels: np.ndarray, seconds: float)
         seconds=seconds,
         correct=correct,
     )
-
-
-def first_line(exc: BaseException) -> str:
-    """The first non-empty line of an exception's message (framework errors are long)."""
-    for line in str(exc).splitlines():
-        if line.strip():
-            return line.strip()[:300]
-    return type(exc).__name__

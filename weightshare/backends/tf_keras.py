@@ -24,11 +24,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from weightshare.backends.base import Accuracy, LayerInfo
 from weightshare.backends.scoring import accuracy_from_logits
 from weightshare.errors import UserError
 from weightshare.networks.inputs import InputFeeder, default_batch_size
 from weightshare.networks.transforms import ImageTransform
+from weightshare.types import Accuracy, LayerInfo
 from weightshare.validation import check_int
 
 

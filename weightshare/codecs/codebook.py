@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from weightshare.codecs.container import FormatError
-from weightshare.dse.clustering import SharedWeights
 from weightshare.errors import UserError
+from weightshare.types import SharedWeights
 from weightshare.validation import check_choice
 
 CODEBOOK_DTYPES: dict[str, np.dtype] = {"fp32": np.dtype("<f4"), "fp16": np.dtype("<f2")}

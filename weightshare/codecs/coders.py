@@ -23,8 +23,8 @@ from typing import Protocol
 import numpy as np
 
 from weightshare.codecs.container import FormatError
-from weightshare.dse.clustering import K_MAX
 from weightshare.errors import UserError
+from weightshare.types import K_MAX
 from weightshare.validation import check_choice, check_int
 
 

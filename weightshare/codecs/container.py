@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from weightshare.errors import UserError
+from weightshare.errors import UserError, first_line
 
 MAGIC = b"\x89WSZ\r\n\x1a\n"
 FORMAT_VERSION = 1
@@ -320,8 +320,9 @@ def _parse_manifest(text: bytes) -> dict:
             parse_constant=_reject_constant,
         )
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise FormatError(f"corrupt model file: the manifest is not valid JSON ({first})") from None
+        raise FormatError(
+            f"corrupt model file: the manifest is not valid JSON ({first_line(exc, 120)})"
+        ) from None
     if not isinstance(document, dict):
         raise FormatError("corrupt model file: the manifest is not a JSON object")
     return document

@@ -28,8 +28,8 @@ from weightshare.codecs.container import (
     write_container,
 )
 from weightshare.codecs.tensors import decode_tensor, dtype_name, encode_raw, encode_shared
-from weightshare.dse.clustering import SharedWeights
 from weightshare.errors import UserError
+from weightshare.types import SharedWeights
 from weightshare.validation import check_choice, check_int
 
 

@@ -20,8 +20,8 @@ import numpy as np
 from weightshare.codecs.codebook import CODEBOOK_DTYPES, decode_codebook, encode_codebook
 from weightshare.codecs.coders import CODER_NAMES, decode_indices, encode_indices
 from weightshare.codecs.container import DTYPES, FormatError, TensorEntry, TensorPayload
-from weightshare.dse.clustering import GRANULARITIES, K_MAX, SharedWeights
 from weightshare.errors import UserError
+from weightshare.types import GRANULARITIES, K_MAX, SharedWeights
 
 
 class TensorCodec(Protocol):

@@ -24,67 +24,20 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping
-from dataclasses import dataclass
 from numbers import Real
 
 import numpy as np
 
 from weightshare.errors import UserError
+from weightshare.types import GRANULARITIES, K_MAX, SharedWeights
 from weightshare.validation import check_choice, check_int
 
-GRANULARITIES = ("layer", "channel")
 INIT_METHODS = ("linear", "quantile", "kmeans++")
-K_MAX = 65536
 KMEANSPP_RESTARTS = 3
 MAX_ITER = 300
 
 _INIT_CHOICES = (*INIT_METHODS, "best")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-@dataclass(frozen=True, eq=False)
-class SharedWeights:
-    """One weight tensor after weight sharing: a codebook per group plus one index per weight.
-
-    The arrays are read-only. Equality is identity (arrays have no single truth value).
-
-    Attributes:
-        codebook: float32, shape ``(G, k_eff)``. ``G == 1`` for ``"layer"`` granularity and
-            ``G == weights.shape[0]`` (output channels) for ``"channel"``. Each row is sorted
-            ascending; a channel whose codebook needs fewer than ``k_eff`` entries is padded
-            by repeating its largest centroid, and no index points at a padding entry.
-        indices: shape ``weights.shape``, uint8 when ``k <= 256`` else uint16. Each weight's
-            position in the codebook row of its group.
-        inertia: sum over all weights of ``(w - dequantize())**2``, in float64 (units of w**2).
-        k: the requested number of shared values per group.
-        granularity: ``"layer"`` or ``"channel"``.
-        method: the initialisation whose result was kept: ``"linear"``, ``"quantile"``,
-            ``"kmeans++"``, ``"exact"`` (``k`` >= number of distinct values, every value keeps
-            its own entry), or, for ``"channel"``, ``"mixed"`` when the groups differ.
-    """
-
-    codebook: np.ndarray
-    indices: np.ndarray
-    inertia: float
-    k: int
-    granularity: str
-    method: str
-
-    @property
-    def groups(self) -> int:
-        """Number of codebooks ``G`` (1 per layer, or the number of output channels)."""
-        return self.codebook.shape[0]
-
-    @property
-    def k_eff(self) -> int:
-        """Width of the codebook actually stored (``<= k``)."""
-        return self.codebook.shape[1]
-
-    def dequantize(self) -> np.ndarray:
-        """The shared weights: float32, shape ``indices.shape``, ``codebook[g, indices]``."""
-        rows = np.arange(self.groups)[:, None]
-        flat = self.indices.reshape(self.groups, -1)
-        return self.codebook[rows, flat].reshape(self.indices.shape)
 
 
 def kmeans_1d(

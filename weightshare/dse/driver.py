@@ -128,10 +128,8 @@ class Driver:
         self.executor = executor
         self.progress = progress or (lambda *a: None)
         self.info = info = executor.describe()
-        self.layout = ModelLayout(
-            {x["name"]: x["n_weights"] for x in info["layers"]}, info["n_unclustered"]
-        )
-        self.split_sizes = info["splits"]
+        self.layout = ModelLayout(info.n_weights, info.n_unclustered)
+        self.split_sizes = info.splits
         self.explored = select_layers(self.layout.n_weights, config.skip_layers)
         grid = config.k_grid
         self.grids = {n: layer_grid(grid, self.layout.n_weights[n]) for n in self.explored}

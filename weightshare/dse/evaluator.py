@@ -9,41 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-from weightshare.backends.base import Backend, LayerInfo
+from weightshare.backends.base import Backend
 from weightshare.dse.clustering import ClusterCache
 from weightshare.dse.size import LayerSize, coded_bits, fixed_bits
 from weightshare.dse.space import Candidate
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    """One candidate scored on one split.
-
-    Attributes:
-        key: the candidate's :meth:`Candidate.key`.
-        split: split name (``search``, ``search_full`` or ``holdout``).
-        accuracy: top-1 in [0, 1].
-        top5: top-5 in [0, 1].
-        n_images: images scored.
-        correct: images whose top-1 was right (accuracy * n_images, exactly).
-        seconds: wall time of swap + forward + restore, in seconds.
-        bits_fixed: layer -> fixed-length bits (indices + fp32 codebook) of each clustered
-            layer of the candidate.
-        bits_coded: layer -> coded bits (the model file's ANS-coded indices, their table
-            and the codebook) of each clustered layer.
-    """
-
-    key: str
-    split: str
-    accuracy: float
-    top5: float
-    n_images: int
-    correct: int
-    seconds: float
-    bits_fixed: dict[str, int]
-    bits_coded: dict[str, float]
+from weightshare.types import EvalResult, LayerInfo, ModelDescription
 
 
 class Evaluator:
@@ -75,17 +46,14 @@ class Evaluator:
         )
         self._coded: dict[tuple[str, int], float] = {}
 
-    def describe(self) -> dict:
-        """The model's layers (name, shape, kind) and its unclustered scalar count."""
-        return {
-            "backend": self.backend.name,
-            "layers": [
-                {"name": x.name, "shape": list(x.shape), "kind": x.kind, "n_weights": x.n_weights}
-                for x in self.layers
-            ],
-            "n_unclustered": self.backend.n_unclustered(),
-            "splits": {name: len(split) for name, split in self.splits.items()},
-        }
+    def describe(self) -> ModelDescription:
+        """The model's backend, layers and unclustered scalar count, and the split sizes."""
+        return ModelDescription(
+            backend=self.backend.name,
+            layers=tuple(self.layers),
+            n_unclustered=self.backend.n_unclustered(),
+            splits={name: len(split) for name, split in self.splits.items()},
+        )
 
     def coded_bits(self, layer: str, k: int) -> float:
         """Real coded size of one clustered layer in bits: the model file's ANS-coded indices

@@ -14,8 +14,9 @@ import os
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
-from weightshare.dse.evaluator import EvalResult, Evaluator
+from weightshare.dse.evaluator import Evaluator
 from weightshare.dse.space import Candidate
+from weightshare.types import EvalResult, ModelDescription
 
 
 class WorkerLost(RuntimeError):
@@ -39,7 +40,7 @@ class LocalExecutor:
         self.capacity = 1
         self._queue: collections.deque[Task] = collections.deque()
 
-    def describe(self) -> dict:
+    def describe(self) -> ModelDescription:
         return self.evaluator.describe()
 
     def submit(self, task: Task) -> None:
@@ -65,7 +66,7 @@ class _EvaluatorActor:
     def pid(self) -> int:
         return os.getpid()
 
-    def describe(self) -> dict:
+    def describe(self) -> ModelDescription:
         return self.evaluator.describe()
 
     def evaluate(self, candidate: Candidate, split: str) -> EvalResult:
@@ -100,7 +101,7 @@ class RayExecutor:
         self._retries: collections.Counter = collections.Counter()
         self.replaced = 0
 
-    def describe(self) -> dict:
+    def describe(self) -> ModelDescription:
         return self._call_with_retry(lambda actor: actor.describe.remote())
 
     def pids(self) -> list[int]:

@@ -6,7 +6,7 @@ import logging
 import os
 from pathlib import Path
 
-from weightshare.errors import UserError
+from weightshare.errors import UserError, first_line
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +29,6 @@ def start(address: str | None, num_cpus: int | None) -> None:
             runtime_env={"env_vars": {"PYTHONPATH": path}},
         )
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(
-            f"cannot start or join Ray at {address or 'a local runtime'} ({first})"
+            f"cannot start or join Ray at {address or 'a local runtime'} ({first_line(exc)})"
         ) from None

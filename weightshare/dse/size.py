@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from weightshare.dse.clustering import K_MAX, SharedWeights
 from weightshare.errors import UserError
+from weightshare.types import K_MAX, SharedWeights
 from weightshare.validation import check_int
 
 BASELINE_BITS = 32

@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from weightshare.dse.clustering import K_MAX
 from weightshare.errors import UserError
+from weightshare.types import K_MAX
 from weightshare.validation import check_int
 
 FP32 = 0

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
-from weightshare.dse.evaluator import EvalResult
 from weightshare.dse.space import Candidate
-from weightshare.errors import UserError
+from weightshare.errors import UserError, first_line
+from weightshare.types import EvalResult
 
 DEFAULT_STUDY = "weightshare"
 DIRECTIONS = ("minimize", "maximize")  # size in bytes, accuracy
@@ -62,8 +62,7 @@ def open_storage(url: str):
     try:
         return optuna.storages.get_storage(url) if "://" in url else None
     except Exception as exc:  # sqlalchemy/optuna raise many types for a bad URL
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot open --storage {url!r} ({first})") from None
+        raise UserError(f"cannot open --storage {url!r} ({first_line(exc)})") from None
 
 
 class TrialStore:

@@ -18,8 +18,9 @@ from typing import Any
 from weightshare.codecs.codebook import CODEBOOK_DTYPES
 from weightshare.codecs.coders import CODER_NAMES, DEFAULT_CODER
 from weightshare.codecs.container import Manifest
-from weightshare.dse.clustering import GRANULARITIES, INIT_METHODS, K_MAX
+from weightshare.dse.clustering import INIT_METHODS
 from weightshare.errors import UserError
+from weightshare.types import GRANULARITIES, K_MAX
 from weightshare.validation import check_int
 
 DEFAULT_FILE_NAME = "model.wsz"

@@ -12,9 +12,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from weightshare.dse.clustering import K_MAX
 from weightshare.errors import UserError
 from weightshare.networks import get_network
+from weightshare.types import K_MAX
 from weightshare.validation import check_int
 
 

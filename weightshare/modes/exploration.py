@@ -255,7 +255,7 @@ def run(args, spec, config, out_dir: Path, checkpoint: Path) -> int:
         driver,
         outcome,
         network=spec.name if args.model is None else f"model:{Path(args.model).name}",
-        backend=driver.info["backend"],
+        backend=driver.info.backend,
         settings={
             **settings,
             "storage": storage,

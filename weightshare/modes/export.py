@@ -21,7 +21,7 @@ import json
 import warnings
 from pathlib import Path
 
-from weightshare.errors import UserError
+from weightshare.errors import UserError, first_line
 
 
 def read_k_map(directory: Path) -> tuple[dict[str, int], dict]:
@@ -104,8 +104,6 @@ def _write_torch(backend, out: Path, stem: str, notes: list[str]) -> list[Path]:
                 )
             files.append(onnx_path)
         except Exception as exc:  # TorchScript export support varies by module
-            from weightshare.backends.scoring import first_line
-
             notes.append(f"ONNX export of the TorchScript module failed ({first_line(exc)})")
         return files
     native = out / f"{stem}.pt"

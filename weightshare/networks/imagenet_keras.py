@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from weightshare.errors import UserError
+from weightshare.errors import UserError, first_line
 
 
 def _app(name: str, **kwargs):
@@ -81,7 +81,6 @@ def find_weights(spec, explicit=None):
 
 def load_pretrained(spec, path: Path):
     """Build ``spec``'s network and load the ``.h5`` weights at ``path``."""
-    from weightshare.backends.scoring import first_line
 
     model = spec.build()
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from weightshare.errors import UserError
+from weightshare.errors import UserError, first_line
 
 
 def sha256_file(path: Path) -> str:
@@ -41,8 +41,6 @@ def export_onnx(module, example, path: Path) -> Path:
         UserError: the exporter fails, or an exported weight differs from the module's.
     """
     import torch
-
-    from weightshare.backends.scoring import first_line
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

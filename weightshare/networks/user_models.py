@@ -17,8 +17,7 @@ import warnings
 import zipfile
 from pathlib import Path
 
-from weightshare.backends.scoring import first_line
-from weightshare.errors import UserError
+from weightshare.errors import UserError, first_line
 
 MODEL_FORMATS = ("onnx", "keras", "torchscript", "state_dict")
 
