@@ -143,6 +143,10 @@ class EvalResult:
             layer of the candidate.
         bits_coded: layer -> coded bits (the model file's ANS-coded indices, their table
             and the codebook) of each clustered layer.
+        file_bytes: exact size in bytes of the model file ``--mode encode`` writes for the
+            candidate (manifest, every tensor), or None when the evaluator has no
+            :class:`~weightshare.codecs.model.ModelFileSizer` (models that are not written as
+            weightshare model files).
     """
 
     key: str
@@ -154,3 +158,4 @@ class EvalResult:
     seconds: float
     bits_fixed: dict[str, int]
     bits_coded: dict[str, float]
+    file_bytes: int | None = None

@@ -156,10 +156,18 @@ def test_resnet20_pareto_trial_with_fp16_codebooks_predicts_like_the_candidate(
         "codebook_dtype": "fp16",
     }
     write_results(tmp_path / "run", "resnet20_fashionmnist", settings, best, {7: trial, 9: best})
-    encode.run(EncodeConfig(tmp_path / "run", trial=7, coder="huffman"))
+    result = encode.run(EncodeConfig(tmp_path / "run", trial=7, coder="huffman"))
     model_file = tmp_path / "run" / "model.wsz"
     decoded = decode_model(model_file.read_bytes())
-    assert decoded.manifest.meta["trial"] == 7 and decoded.manifest.meta["codebook_dtype"] == "fp16"
+    # the file records the settings that decide it; the provenance is in encoding.json
+    assert decoded.manifest.meta == {
+        "granularity": "channel",
+        "init": "best",
+        "seed": 3,
+        "coder": "huffman",
+        "codebook_dtype": "fp16",
+    }
+    assert result["trial"] == 7 and result["source"] == str(tmp_path / "run" / "results.json")
     shared = [t for t in decoded.manifest.tensors if t.codec == "shared"]
     assert [t.name for t in shared] == [f"{n}.weight" for n in trial]
     assert all(t.params["granularity"] == "channel" for t in shared)

@@ -177,21 +177,40 @@ def write_container(
     total = sum(math.prod(t.shape) for t in tensors)
     if total > DEFAULT_MAX_ELEMENTS:
         raise UserError(f"a model file holds at most {DEFAULT_MAX_ELEMENTS} scalars; got {total}")
-    entries = [
-        {
-            "name": t.name,
-            "shape": [int(d) for d in t.shape],
-            "dtype": t.dtype,
-            "codec": t.codec,
-            "params": dict(t.params),
-            "chunks": [
-                {"kind": kind, "bytes": len(blob), "crc32": zlib.crc32(blob)}
-                for kind, blob in t.chunks
-            ],
-        }
-        for t in tensors
-    ]
-    document = {"network": network, "meta": dict(meta or {}), "tensors": entries}
+    entries = [manifest_entry(t) for t in tensors]
+    coding, stored = pack_manifest(network, entries, meta)
+    header = HEADER.pack(MAGIC, FORMAT_VERSION, coding, 0, len(stored), zlib.crc32(stored))
+    return b"".join([header, stored, *(blob for t in tensors for _, blob in t.chunks)])
+
+
+def manifest_entry(tensor: TensorPayload) -> dict:
+    """The manifest's JSON object for one tensor (its chunks' lengths and crc32s computed).
+
+    Callers that size many files made of the same tensors (:func:`container_size`) compute it
+    once per tensor and reuse it.
+    """
+    return {
+        "name": tensor.name,
+        "shape": [int(d) for d in tensor.shape],
+        "dtype": tensor.dtype,
+        "codec": tensor.codec,
+        "params": dict(tensor.params),
+        "chunks": [
+            {"kind": kind, "bytes": len(blob), "crc32": zlib.crc32(blob)}
+            for kind, blob in tensor.chunks
+        ],
+    }
+
+
+def pack_manifest(
+    network: str, entries: Sequence[dict], meta: Mapping[str, Any] | None = None
+) -> tuple[int, bytes]:
+    """The manifest as stored: ``(coding, bytes)``, zlib-deflated (level 9) when smaller.
+
+    Raises:
+        UserError: a non-JSON ``meta``, or a manifest over ``MAX_MANIFEST_BYTES``.
+    """
+    document = {"network": network, "meta": dict(meta or {}), "tensors": list(entries)}
     try:
         text = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
@@ -201,9 +220,18 @@ def write_container(
             f"the manifest may take at most {MAX_MANIFEST_BYTES} bytes; got {len(text)}"
         )
     packed = zlib.compress(text, 9)
-    coding, stored = (MANIFEST_ZLIB, packed) if len(packed) < len(text) else (MANIFEST_JSON, text)
-    header = HEADER.pack(MAGIC, FORMAT_VERSION, coding, 0, len(stored), zlib.crc32(stored))
-    return b"".join([header, stored, *(blob for t in tensors for _, blob in t.chunks)])
+    return (MANIFEST_ZLIB, packed) if len(packed) < len(text) else (MANIFEST_JSON, text)
+
+
+def container_size(
+    network: str, entries: Sequence[dict], meta: Mapping[str, Any] | None = None
+) -> int:
+    """Exact byte size of the file :func:`write_container` writes for tensors whose
+    :func:`manifest_entry` objects are ``entries`` (same order, network and meta), without
+    joining the payloads: header + stored manifest + every chunk."""
+    _, stored = pack_manifest(network, entries, meta)
+    chunks = sum(chunk["bytes"] for entry in entries for chunk in entry["chunks"])
+    return HEADER.size + len(stored) + chunks
 
 
 # --- reading -------------------------------------------------------------------------------

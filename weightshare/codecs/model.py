@@ -24,6 +24,9 @@ from weightshare.codecs.container import (
     MAX_NAME_CHARS,
     Manifest,
     TensorEntry,
+    TensorPayload,
+    container_size,
+    manifest_entry,
     read_container,
     write_container,
 )
@@ -115,10 +118,26 @@ def encode_model(
     Raises:
         UserError: an invalid argument (names the tensor and what was expected).
     """
-    check_choice("coder", coder, CODER_NAMES)
-    check_choice("codebook_dtype", codebook_dtype, tuple(CODEBOOK_DTYPES))
     if not isinstance(network, str) or not 0 < len(network) <= MAX_NAME_CHARS:
         raise UserError(f"network must be a non-empty string; got {network!r}")
+    payloads = model_payloads(state, shared, coder=coder, codebook_dtype=codebook_dtype)
+    return write_container(network, payloads, meta)
+
+
+def model_payloads(
+    state: Mapping[str, np.ndarray],
+    shared: Mapping[str, SharedWeights],
+    *,
+    coder: str = DEFAULT_CODER,
+    codebook_dtype: str = DEFAULT_CODEBOOK_DTYPE,
+) -> list[TensorPayload]:
+    """The container payloads of a model, in ``state`` order (see :func:`encode_model`).
+
+    Raises:
+        UserError: an invalid argument (names the tensor and what was expected).
+    """
+    check_choice("coder", coder, CODER_NAMES)
+    check_choice("codebook_dtype", codebook_dtype, tuple(CODEBOOK_DTYPES))
     unknown = [name for name in shared if name not in state]
     if unknown:
         raise UserError(f"shared names tensor {unknown[0]!r}, which is not in the state dict")
@@ -146,7 +165,7 @@ def encode_model(
                 f"{array.dtype} {array.shape}; they must match (a floating tensor)"
             )
         payloads.append(encode_shared(name, sw, coder=coder, codebook_dtype=codebook_dtype))
-    return write_container(network, payloads, meta)
+    return payloads
 
 
 def decode_model(
@@ -203,3 +222,81 @@ def _tensor_size(entry: TensorEntry) -> TensorSize:
 def original_bytes(state: Mapping[str, np.ndarray]) -> int:
     """Bytes of a state dict held as is (the fp32 baseline for float32 models)."""
     return sum(np.asarray(value).nbytes for value in state.values())
+
+
+def weight_key(layer: str) -> str:
+    """The state-dict key of a layer's weight tensor in a PyTorch state dict (``conv1`` ->
+    ``conv1.weight``): where a model file stores the shared values of that layer."""
+    return f"{layer}.weight"
+
+
+def file_meta(*, granularity: str, init: str, seed: int, coder: str, codebook_dtype: str) -> dict:
+    """The ``meta`` object of a model file written by ``--mode encode``.
+
+    It holds only what decides the file (the clustering and coding settings), never paths or
+    trial numbers, so the exploration can compute the exact size of the file that encoding any
+    of its points will write (:class:`ModelFileSizer`). Provenance goes to ``encoding.json``.
+    """
+    return {
+        "granularity": granularity,
+        "init": init,
+        "seed": int(seed),
+        "coder": coder,
+        "codebook_dtype": codebook_dtype,
+    }
+
+
+class ModelFileSizer:
+    """Exact byte size of the model file of one network for any set of shared layers.
+
+    Every tensor not shared is stored ``raw``; its manifest entry (chunk length and crc32) is
+    computed once here. A shared tensor's entry comes from :meth:`shared_entry` (cache it per
+    (layer, k)). A size then costs one manifest serialisation and deflate (about a millisecond
+    for ResNet-20), and equals ``len(encode_model(state, shared, ...))`` byte for byte.
+
+    Args:
+        state: every tensor of the model, name -> array, in file order (as for
+            :func:`encode_model`).
+        network: the network name the file records.
+        meta: the file's meta object (:func:`file_meta`).
+        coder, codebook_dtype: how shared tensors are coded.
+    """
+
+    def __init__(
+        self,
+        state: Mapping[str, np.ndarray],
+        *,
+        network: str,
+        meta: Mapping[str, Any],
+        coder: str = DEFAULT_CODER,
+        codebook_dtype: str = DEFAULT_CODEBOOK_DTYPE,
+    ) -> None:
+        payloads = model_payloads(state, {}, coder=coder, codebook_dtype=codebook_dtype)
+        self._raw = {p.name: manifest_entry(p) for p in payloads}
+        self._shapes = {p.name: tuple(p.shape) for p in payloads}
+        self.network = network
+        self.meta = dict(meta)
+        self.coder = coder
+        self.codebook_dtype = codebook_dtype
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._raw
+
+    def shared_entry(self, name: str, shared: SharedWeights) -> dict:
+        """The manifest entry of tensor ``name`` stored shared (its chunks coded for real)."""
+        if self._shapes.get(name) != tuple(shared.indices.shape):
+            raise UserError(
+                f"tensor {name!r} of shape {shared.indices.shape} is not in the model "
+                f"(or has another shape: {self._shapes.get(name)})"
+            )
+        payload = encode_shared(name, shared, coder=self.coder, codebook_dtype=self.codebook_dtype)
+        return manifest_entry(payload)
+
+    def size(self, shared_entries: Mapping[str, dict]) -> int:
+        """Bytes of the file whose tensors named in ``shared_entries`` are stored shared (with
+        those :meth:`shared_entry` results) and all others raw."""
+        unknown = [name for name in shared_entries if name not in self._raw]
+        if unknown:
+            raise UserError(f"tensor {unknown[0]!r} is not in the model")
+        entries = [shared_entries.get(name, raw) for name, raw in self._raw.items()]
+        return container_size(self.network, entries, self.meta)

@@ -147,8 +147,19 @@ class Driver:
         """Bits per clustered layer of a Record or EvalResult under the chosen size model."""
         return result.bits_coded if self.config.size_model == "coded" else result.bits_fixed
 
+    def coded_bytes(self, result) -> float:
+        """Coded size of a Record or EvalResult in bytes: its model file's exact size when the
+        evaluator knew it, else its layers' coded chunks plus 32 bits per other scalar."""
+        if result.file_bytes is not None:
+            return float(result.file_bytes)
+        return self.layout.model_bits(result.bits_coded) / 8
+
     def size_bytes(self, result) -> float:
-        return self.layout.model_bits(self.layer_bits(result)) / 8
+        """The size the search minimises, in bytes: :meth:`coded_bytes` (``coded``) or the
+        seed's fixed-length model (``fixed``)."""
+        if self.config.size_model == "coded":
+            return self.coded_bytes(result)
+        return self.layout.model_bits(result.bits_fixed) / 8
 
     # --- evaluation with reuse ---------------------------------------------------------------
 

@@ -11,10 +11,16 @@ import time
 from collections.abc import Mapping
 
 from weightshare.backends.base import Backend
+from weightshare.codecs.container import manifest_entry
+from weightshare.codecs.model import ModelFileSizer, weight_key
+from weightshare.codecs.tensors import encode_shared
 from weightshare.dse.clustering import ClusterCache
-from weightshare.dse.size import LayerSize, coded_bits, fixed_bits
+from weightshare.dse.size import LayerSize, fixed_bits
 from weightshare.dse.space import Candidate
 from weightshare.types import EvalResult, LayerInfo, ModelDescription
+
+# The exploration's coded size: ANS-coded indices, fp32 codebooks (encode's defaults).
+_CODED = {"coder": "ans", "codebook_dtype": "fp32"}
 
 
 class Evaluator:
@@ -24,6 +30,8 @@ class Evaluator:
         backend: a loaded backend (see :class:`weightshare.backends.base.Backend`).
         splits: split name -> split object the backend can evaluate.
         granularity, init, seed: clustering settings (see :func:`share_weights`).
+        file_sizer: sizes the model file of a candidate exactly (its state holds the layers'
+            weights under :func:`~weightshare.codecs.model.weight_key`); None: no file size.
     """
 
     def __init__(
@@ -34,8 +42,10 @@ class Evaluator:
         granularity: str = "layer",
         init: str = "best",
         seed: int = 0,
+        file_sizer: ModelFileSizer | None = None,
     ) -> None:
         self.backend = backend
+        self.file_sizer = file_sizer
         self.splits = dict(splits)
         self.layers: list[LayerInfo] = backend.layers()
         self.cache = ClusterCache(
@@ -44,7 +54,7 @@ class Evaluator:
             init=init,
             seed=seed,
         )
-        self._coded: dict[tuple[str, int], float] = {}
+        self._entries: dict[tuple[str, int], dict] = {}
 
     def describe(self) -> ModelDescription:
         """The model's backend, layers and unclustered scalar count, and the split sizes."""
@@ -55,13 +65,30 @@ class Evaluator:
             splits={name: len(split) for name, split in self.splits.items()},
         )
 
+    def _entry(self, layer: str, k: int) -> dict:
+        """The model file's manifest entry of ``layer`` shared with ``k`` values (its chunks
+        ANS-coded for real; cached per (layer, k))."""
+        key = (layer, k)
+        if key not in self._entries:
+            shared = self.cache.get(layer, k)
+            if self.file_sizer is not None:
+                entry = self.file_sizer.shared_entry(weight_key(layer), shared)
+            else:
+                entry = manifest_entry(encode_shared(layer, shared, **_CODED))
+            self._entries[key] = entry
+        return self._entries[key]
+
     def coded_bits(self, layer: str, k: int) -> float:
         """Real coded size of one clustered layer in bits: the model file's ANS-coded indices
         with their table plus the fp32 codebook (cached per (layer, k))."""
-        key = (layer, k)
-        if key not in self._coded:
-            self._coded[key] = coded_bits(self.cache.get(layer, k), coder="ans")
-        return self._coded[key]
+        return 8.0 * sum(chunk["bytes"] for chunk in self._entry(layer, k)["chunks"])
+
+    def file_bytes(self, candidate: Candidate) -> int | None:
+        """Exact bytes of the candidate's model file, or None without a file sizer."""
+        if self.file_sizer is None:
+            return None
+        entries = {weight_key(n): self._entry(n, k) for n, k in candidate.as_dict().items()}
+        return self.file_sizer.size(entries)
 
     def evaluate(self, candidate: Candidate, split: str = "search") -> EvalResult:
         """Score ``candidate`` on ``split``; the backend is restored even if evaluation fails."""
@@ -87,4 +114,5 @@ class Evaluator:
                 for n, sw in shared.items()
             },
             bits_coded={n: self.coded_bits(n, k) for n, k in k_map.items()},
+            file_bytes=self.file_bytes(candidate),
         )

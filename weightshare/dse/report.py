@@ -40,11 +40,11 @@ def point(driver: Driver, outcome: Outcome, record: Record) -> dict:
         "accuracy_search": record.accuracy,
         "size_bytes": driver.size_bytes(record),
         "size_bytes_fixed": layout.model_bits(record.bits_fixed) / 8,
-        "size_bytes_coded": layout.model_bits(record.bits_coded) / 8,
+        "size_bytes_coded": driver.coded_bytes(record),
         "compression_ratio_fixed": layout.ratio_layers(record.bits_fixed),
         "compression_ratio_coded": layout.ratio_layers(record.bits_coded),
         "compression_ratio_model_fixed": layout.ratio_model(record.bits_fixed),
-        "compression_ratio_model_coded": layout.ratio_model(record.bits_coded),
+        "compression_ratio_model_coded": layout.original_bits / 8 / driver.coded_bytes(record),
     }
     ratio = driver.config.accuracy_ratio
     for split, rec in outcome.final.get(record.candidate.key(), {}).items():

@@ -39,6 +39,8 @@ class Record:
         split: split scored (``search``, ``search_full``, ``holdout``).
         accuracy, top5: top-1 and top-5 in [0, 1]; n_images: images scored.
         bits_fixed / bits_coded: clusterable-layer bits per layer under each size model.
+        file_bytes: exact bytes of the candidate's model file (None: not a model-file network,
+            or a trial stored before the exploration recorded it).
         seconds: evaluation wall time (0 for a reused result).
         reused: True when the result was copied from an earlier identical evaluation.
     """
@@ -55,6 +57,7 @@ class Record:
     bits_coded: dict[str, float]
     seconds: float
     reused: bool
+    file_bytes: int | None = None
 
 
 def open_storage(url: str):
@@ -164,6 +167,7 @@ class TrialStore:
             "n_images": result.n_images,
             "bits_fixed": result.bits_fixed,
             "bits_coded": result.bits_coded,
+            "file_bytes": result.file_bytes,
             "size_bytes": size_bytes,
             "seconds": 0.0 if reused else result.seconds,
             "reused": reused,
@@ -244,6 +248,7 @@ def _record(phase: str, trial) -> Record:
         bits_coded={k: float(v) for k, v in a["bits_coded"].items()},
         seconds=a["seconds"],
         reused=a["reused"],
+        file_bytes=a.get("file_bytes"),
     )
 
 
@@ -259,6 +264,7 @@ def result_of(record: Record) -> EvalResult:
         seconds=record.seconds,
         bits_fixed=record.bits_fixed,
         bits_coded=record.bits_coded,
+        file_bytes=record.file_bytes,
     )
 
 

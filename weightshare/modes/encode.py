@@ -227,9 +227,10 @@ def run(config: EncodeConfig) -> dict:
     from weightshare.backends.pytorch import PyTorchBackend
     from weightshare.codecs import encode_model
     from weightshare.codecs.container import read_container
+    from weightshare.codecs.model import file_meta, weight_key
     from weightshare.dse.clustering import ClusterCache
     from weightshare.networks import get_network
-    from weightshare.networks.checkpoints import load_into
+    from weightshare.networks.checkpoints import load_into, model_state
 
     selection = read_selection(config.log_dir, config.trial)
     if selection.network.startswith("model:"):
@@ -272,8 +273,8 @@ def run(config: EncodeConfig) -> dict:
     layers = tqdm(selection.k_per_layer.items(), desc="clustering", leave=False, disable=None)
     shared_by_layer = {name: cache.get(name, k) for name, k in layers}
     _check_reproduced(selection, shared_by_layer)
-    state = {key: value.detach().cpu().numpy() for key, value in model.state_dict().items()}
-    shared = {f"{name}.weight": sw for name, sw in shared_by_layer.items()}
+    state = model_state(model)
+    shared = {weight_key(name): sw for name, sw in shared_by_layer.items()}
     missing = [key for key in shared if key not in state]
     if missing:
         raise UserError(f"layer weight {missing[0]!r} is not in {spec.name}'s state dict")
@@ -285,15 +286,17 @@ def run(config: EncodeConfig) -> dict:
             f"codebooks; storing them as {codebook_dtype} rounds them, so the decoded model's "
             "predictions may differ from the evaluated ones"
         )
-    meta = {
+    meta = file_meta(
+        granularity=selection.granularity,
+        init=selection.init,
+        seed=selection.seed,
+        coder=config.coder,
+        codebook_dtype=codebook_dtype,
+    )
+    provenance = {
         "source": str(selection.source),
         "trial": selection.trial,
         "checkpoint": str(path),
-        "granularity": selection.granularity,
-        "init": selection.init,
-        "seed": selection.seed,
-        "coder": config.coder,
-        "codebook_dtype": codebook_dtype,
         "k_per_layer": selection.k_per_layer,
     }
     data = encode_model(
@@ -310,7 +313,7 @@ def run(config: EncodeConfig) -> dict:
     manifest, _ = read_container(data)
     summary = file_summary(manifest)
     print_summary(summary, f"{spec.name}: {out} ({config.coder}, {codebook_dtype} codebooks)")
-    result = {"file": str(out), **meta, **summary}
+    result = {"file": str(out), **provenance, **meta, **summary}
     report = config.log_dir / "encoding.json"
     report.write_text(json.dumps(result, indent=2))
     print(f"wrote {out} and {report}")

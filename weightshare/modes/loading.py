@@ -165,5 +165,31 @@ class EvaluatorFactory:
         if self.dataset_scale == 1.0:
             del splits["search_full"]
         return Evaluator(
-            backend, splits, granularity=self.granularity, init=self.init, seed=self.seed
+            backend,
+            splits,
+            granularity=self.granularity,
+            init=self.init,
+            seed=self.seed,
+            file_sizer=self.file_sizer(spec),
         )
+
+    def file_sizer(self, spec):
+        """Sizes the model file ``--mode encode`` writes for a point of this exploration
+        (a registry PyTorch network's own weights, ANS-coded indices, fp32 codebooks), or None
+        for models encode does not write (user models, other frameworks, --weights)."""
+        from weightshare.codecs.model import ModelFileSizer, file_meta
+        from weightshare.networks.checkpoints import model_state
+
+        if self.model is not None or self.weights is not None:
+            return None
+        if getattr(spec, "framework", "pytorch") != "pytorch" or self.checkpoint is None:
+            return None
+        meta = file_meta(
+            granularity=self.granularity,
+            init=self.init,
+            seed=self.seed,
+            coder="ans",
+            codebook_dtype="fp32",
+        )
+        state = model_state(load_into(spec.build(), Path(self.checkpoint)))
+        return ModelFileSizer(state, network=spec.name, meta=meta)

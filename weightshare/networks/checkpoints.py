@@ -103,3 +103,9 @@ def load_into(model, path: Path):
         raise UserError(f"{path} does not fit the network: {'; '.join(parts)}")
     model.load_state_dict(state)
     return model
+
+
+def model_state(model) -> dict:
+    """A PyTorch module's whole state dict as numpy arrays (name -> array, in state-dict
+    order): what a model file stores."""
+    return {key: value.detach().cpu().numpy() for key, value in model.state_dict().items()}

@@ -1,0 +1,68 @@
+"""The exploration's coded size is the model file's size: ``container_size`` and
+``ModelFileSizer`` equal ``len()`` of what ``write_container`` / ``encode_model`` write."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from weightshare.codecs.container import container_size, manifest_entry, write_container
+from weightshare.codecs.model import ModelFileSizer, encode_model, file_meta, weight_key
+from weightshare.codecs.tensors import encode_raw
+from weightshare.dse.clustering import share_weights
+from weightshare.errors import UserError
+
+META = file_meta(granularity="layer", init="best", seed=0, coder="ans", codebook_dtype="fp32")
+
+
+def _state(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {
+        "conv1.weight": rng.standard_normal((6, 1, 5, 5)).astype(np.float32),
+        "conv1.bias": rng.standard_normal(6).astype(np.float32),
+        "bn.num_batches_tracked": np.array(7, dtype=np.int64),
+        "fc.weight": rng.standard_normal((10, 96)).astype(np.float32),
+        "fc.bias": rng.standard_normal(10).astype(np.float32),
+    }
+
+
+def test_container_size_equals_the_written_length():
+    rng = np.random.default_rng(0)
+    payloads = [encode_raw(name, a) for name, a in _state(rng).items()]
+    entries = [manifest_entry(p) for p in payloads]
+    for meta in (None, {}, META, {"note": "x" * 5000}):
+        assert container_size("net", entries, meta) == len(write_container("net", payloads, meta))
+
+
+@pytest.mark.parametrize("ks", [{}, {"conv1": 4}, {"fc": 2}, {"conv1": 16, "fc": 64}])
+def test_the_sizer_equals_the_encoded_file_byte_for_byte(ks):
+    state = _state(np.random.default_rng(1))
+    sizer = ModelFileSizer(state, network="net", meta=META)
+    shared = {
+        weight_key(name): share_weights(state[weight_key(name)], k, init="best", seed=0)
+        for name, k in ks.items()
+    }
+    entries = {key: sizer.shared_entry(key, sw) for key, sw in shared.items()}
+    data = encode_model(state, shared, network="net", meta=META)
+    assert sizer.size(entries) == len(data)
+
+
+def test_the_sizer_names_an_unknown_or_misshapen_tensor():
+    state = _state(np.random.default_rng(2))
+    sizer = ModelFileSizer(state, network="net", meta=META)
+    sw = share_weights(state["fc.weight"], 4, init="best", seed=0)
+    with pytest.raises(UserError, match=re.escape("'conv1.weight'")):
+        sizer.shared_entry("conv1.weight", sw)
+    with pytest.raises(UserError, match=re.escape("'nope.weight' is not in the model")):
+        sizer.size({"nope.weight": sizer.shared_entry("fc.weight", sw)})
+
+
+def test_the_file_meta_holds_settings_only():
+    assert META == {
+        "granularity": "layer",
+        "init": "best",
+        "seed": 0,
+        "coder": "ans",
+        "codebook_dtype": "fp32",
+    }
