@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from tests.codecs.test_hostile import join, split
 from weightshare.codecs import FormatError, decode_model
 from weightshare.codecs.container import HEADER, TensorPayload, read_container, write_container
 from weightshare.codecs.residual import (
@@ -382,6 +383,40 @@ def test_crafted_streams_give_clear_errors():
     data = _craft("res_grid", grid, (good, b"", b""), ints, dtype="int64")
     with pytest.raises(FormatError, match="dtype"):
         decode_residual(data, ints)
+
+
+@pytest.mark.parametrize("codec", sorted(RESIDUAL_CODECS))
+def test_zero_dimension_beside_huge_ones_is_refused(codec):
+    """0 elements, but the other dimensions multiply past 2**63: refused before numpy sees it."""
+    prev = {"w": np.zeros(0, dtype=np.float32)}
+    shape = (0,) + (2**40,) * 7
+    chunks = tuple(b"" for _ in RESIDUAL_CODECS[codec].chunk_kinds)
+    params = {"step_exp": -15, "level_bits": 16} if codec == "res_grid" else {}
+    data = _craft(codec, params, chunks, prev, shape=shape)
+    for reference in (prev, None):
+        with pytest.raises(FormatError, match="spans more than 268435456 scalars") as info:
+            decode_residual(data, reference)
+        assert "\n" not in str(info.value)
+
+
+def test_fuzz_findings_are_format_errors():
+    """Found by a seeded fuzz of the manifest: a list as the method, a residual in Float16."""
+    prev, cur = _walk(3, n=400)
+    data = encode_residual(cur, prev, method="Float16")
+    document, payload = split(data)
+    document["meta"]["residual"]["method"] = ["Float16"]
+    with pytest.raises(FormatError, match="not a residual file"):
+        decode_residual(join(document, payload), None)
+    document, payload = split(data)
+    document["tensors"][0]["codec"] = "res_fp16"  # same chunk kinds as fp16
+    message = (
+        "corrupt residual file: tensor 'conv.weight' is a residual (res_fp16) but the file's "
+        "method Float16 has no previous epoch"
+    )
+    for reference in (None, prev):
+        with pytest.raises(FormatError) as info:
+            decode_residual(join(document, payload), reference)
+        assert str(info.value) == message
 
 
 def test_a_plain_model_file_is_not_a_residual_file():

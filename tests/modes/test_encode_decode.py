@@ -207,6 +207,30 @@ def test_onnx_output_runs_in_onnxruntime(lenet5_evaluation, images, tmp_path):
     assert np.array_equal(logits.argmax(1), expected.argmax(1))
 
 
+@pytest.mark.slow
+def test_an_imagenet_zoo_network_decodes_to_onnx_with_rgb_input(tmp_path):
+    """The ONNX export takes the network's channels (3 for the zoo), not always 1."""
+    import onnxruntime as ort
+
+    from weightshare.codecs import encode_model
+
+    torch.manual_seed(0)
+    name = "mobilenetv3_small_imagenet_pytorch"
+    model = get_network(name).build().eval()
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    model_file, onnx_file = tmp_path / "zoo.wsz", tmp_path / "zoo.onnx"
+    model_file.write_bytes(encode_model(state, {}, network=name))
+    decode.run(decode.DecodeConfig(model_file, onnx_file, threads=1))
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    (images,) = session.get_inputs()
+    assert images.shape[1:] == [3, 224, 224]
+    x = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    (logits,) = session.run(["logits"], {"images": x.numpy()})
+    with torch.no_grad():
+        expected = model(x).numpy()
+    np.testing.assert_allclose(logits, expected, rtol=1e-3, atol=1e-4)
+
+
 # --- the command line -----------------------------------------------------------------------
 
 

@@ -377,7 +377,7 @@ def _check_manifest(document: dict, max_elements: int) -> Manifest:
         )
     entries, names, total = [], set(), 0
     for position, raw in enumerate(tensors):
-        entry = _check_tensor(raw, position)
+        entry = _check_tensor(raw, position, max_elements)
         if entry.name in names:
             raise FormatError(f"corrupt model file: tensor {entry.name!r} appears twice")
         names.add(entry.name)
@@ -391,7 +391,33 @@ def _check_manifest(document: dict, max_elements: int) -> Manifest:
     return Manifest(network, tuple(entries), meta)
 
 
-def _check_tensor(raw: object, position: int) -> TensorEntry:
+def _check_shape(shape: object, where: str, max_elements: int) -> tuple[int, ...]:
+    """``shape`` as a tuple after checking rank, every dimension and the running product.
+
+    The product is taken with each zero counted as one: numpy refuses a shape whose non-zero
+    dimensions overflow int64 even when another dimension is 0, and no real tensor is empty
+    along one axis and astronomically wide along the others. So the extent of every shape stays
+    within ``max_elements`` (each factor checked as it is multiplied in, before any numpy call).
+    """
+    if not isinstance(shape, list) or len(shape) > MAX_NDIM:
+        raise FormatError(f"{where}: 'shape' must be a list of <= {MAX_NDIM} ints in [0, 2**40]")
+    extent = 1
+    for dim in shape:
+        if not _is_int(dim, 0, MAX_DIM):
+            raise FormatError(
+                f"{where}: 'shape' must be a list of <= {MAX_NDIM} ints in [0, 2**40]; "
+                f"got {dim!r} in it"
+            )
+        extent *= max(dim, 1)
+        if extent > max_elements:
+            raise FormatError(
+                f"{where}: shape {shape} spans more than {max_elements} scalars (max_elements; "
+                "a zero dimension counts as one); refusing to decode it"
+            )
+    return tuple(shape)
+
+
+def _check_tensor(raw: object, position: int, max_elements: int) -> TensorEntry:
     where = f"corrupt model file: manifest tensor #{position}"
     if not isinstance(raw, dict):
         raise FormatError(f"{where} is not an object")
@@ -401,12 +427,7 @@ def _check_tensor(raw: object, position: int) -> TensorEntry:
     if not _is_name(name):
         raise FormatError(f"{where}: 'name' must be a string of 1 to {MAX_NAME_CHARS} characters")
     where = f"corrupt model file: tensor {name!r}"
-    if (
-        not isinstance(shape, list)
-        or len(shape) > MAX_NDIM
-        or not all(_is_int(d, 0, MAX_DIM) for d in shape)
-    ):
-        raise FormatError(f"{where}: 'shape' must be a list of <= {MAX_NDIM} ints in [0, 2**40]")
+    shape = _check_shape(shape, where, max_elements)
     if not isinstance(dtype, str) or dtype not in DTYPES:
         raise FormatError(f"{where}: unknown dtype {dtype!r}")
     if not _is_name(codec):
@@ -423,4 +444,4 @@ def _check_tensor(raw: object, position: int) -> TensorEntry:
         if not _is_name(kind) or not _is_int(length, 0, 1 << 48) or not _is_int(crc, 0, 2**32 - 1):
             raise FormatError(f"{where}: a chunk needs 'kind' (str), 'bytes' and 'crc32' (ints)")
         parsed.append(Chunk(kind, length, crc))
-    return TensorEntry(name, tuple(shape), dtype, codec, params, tuple(parsed))
+    return TensorEntry(name, shape, dtype, codec, params, tuple(parsed))

@@ -3,7 +3,9 @@
 ``python main.py --mode decode FILE --out model.pt`` writes the complete state dict (load it
 with ``torch.load(path, weights_only=True)``); ``--out model.onnx`` builds the registry network
 the file names, loads the decoded weights and exports it with ``torch.onnx.export`` (input
-``images`` (N, 1, S, S) float32, output ``logits``; the batch axis is dynamic).
+``images`` (N, C, S, S) float32, C = 1 for Fashion-MNIST networks and 3 for the ImageNet zoo;
+output ``logits``; the batch axis is dynamic). Keras networks are refused for ``.onnx`` in one
+line (Keras -> ONNX needs tf2onnx, which the stack does not install): ``.pt`` works for them.
 """
 
 from __future__ import annotations
@@ -55,6 +57,30 @@ def read_model_file(path: Path):
         raise type(exc)(f"{path}: {exc}") from None
 
 
+def onnx_network(decoded, path: Path):
+    """The registry spec of ``decoded`` if ``--out .onnx`` can be written for it.
+
+    Raises:
+        UserError: unknown network, or one that is not a PyTorch module (the ONNX file is
+            written by ``torch.onnx``; Keras -> ONNX would need tf2onnx, not in the stack).
+    """
+    from weightshare.networks import get_network
+
+    spec = get_network(decoded.network)
+    if spec.framework != "pytorch":
+        raise UserError(
+            f"{path} holds {spec.name}, a {spec.framework} (Keras) network: --out .onnx is "
+            "written for PyTorch networks only (Keras -> ONNX needs tf2onnx, not installed); "
+            "use --out FILE.pt for its decoded tensors"
+        )
+    return spec
+
+
+def input_channels(spec) -> int:
+    """Channels of the network's input: its pretrained weights' transform, else 1 (grayscale)."""
+    return spec.weights[0].transform.channels if spec.weights else 1
+
+
 def build_model(decoded):
     """The registry network of ``decoded`` with its weights loaded (eval mode), and its spec.
 
@@ -82,13 +108,13 @@ def build_model(decoded):
     return model.eval(), spec
 
 
-def export_onnx(model, input_size: int, out: Path) -> None:
-    """Export ``model`` (input (N, 1, S, S) float32) to ONNX with a dynamic batch axis."""
+def export_onnx(model, input_size: int, out: Path, channels: int = 1) -> None:
+    """Export ``model`` (input (N, C, S, S) float32) to ONNX with a dynamic batch axis."""
     import warnings
 
     import torch
 
-    example = torch.zeros(2, 1, input_size, input_size)
+    example = torch.zeros(2, channels, input_size, input_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -114,13 +140,15 @@ def run(config: DecodeConfig) -> dict:
     if suffix not in OUTPUT_SUFFIXES:
         raise UserError(f"--out must end in .pt or .onnx; got {str(config.out)!r}")
     decoded = read_model_file(config.model_file)
+    if suffix == ".onnx":
+        onnx_network(decoded, config.model_file)
     config.out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".pt":
         torch.save({k: torch.from_numpy(v) for k, v in decoded.state.items()}, config.out)
     else:
         torch.set_num_threads(config.threads)
         model, spec = build_model(decoded)
-        export_onnx(model, spec.input_size, config.out)
+        export_onnx(model, spec.input_size, config.out, input_channels(spec))
     summary = file_summary(decoded.manifest)
     meta = decoded.manifest.meta
     print_summary(

@@ -261,7 +261,11 @@ def read_residual_manifest(data: bytes | bytearray | memoryview, **kwargs):
     """``(manifest, chunks, info)`` of a residual file; FormatError if it is not one."""
     manifest, chunks = read_container(data, **kwargs)
     info = manifest.meta.get(FILE_KIND)
-    if not isinstance(info, dict) or info.get("method") not in METHODS:
+    if (
+        not isinstance(info, dict)
+        or not isinstance(info.get("method"), str)
+        or info["method"] not in METHODS
+    ):
         raise FormatError(
             "not a residual file (its manifest has no meta.residual with a known method); "
             "decode ordinary model files with --mode decode"
@@ -333,6 +337,11 @@ def decode_residual(
         if codec is None or not codec.needs_reference:
             state[entry.name] = decode_tensor(entry, views)
             continue
+        if reference is None:
+            raise FormatError(
+                f"corrupt residual file: tensor {entry.name!r} is a residual ({entry.codec}) "
+                f"but the file's method {info['method']} has no previous epoch"
+            )
         kinds = tuple(chunk.kind for chunk in entry.chunks)
         if kinds != codec.chunk_kinds:
             raise FormatError(
