@@ -1,6 +1,6 @@
 """write the compressed model file of the k per layer an exploration (or evaluation) chose
 
-Reads ``DIR/results.json`` (``--mode exploration``: ``--trial best`` or a Pareto trial number)
+Reads ``DIR/results.json`` (``--mode exploration``: ``--trial best`` or a trial number it lists)
 or else ``DIR/evaluation.json`` (``--mode evaluate``), loads the same weights, clusters them
 with the same settings (granularity, init, seed: the same :class:`SharedWeights`) and writes
 the model file (docs/format.md), by default ``DIR/model.wsz``, plus ``DIR/encoding.json``.
@@ -20,6 +20,7 @@ from weightshare.codecs.coders import CODER_NAMES, DEFAULT_CODER
 from weightshare.codecs.container import Manifest
 from weightshare.dse.clustering import INIT_METHODS
 from weightshare.errors import UserError
+from weightshare.modes.results_points import is_results, pick_point
 from weightshare.types import GRANULARITIES, K_MAX
 from weightshare.validation import check_int
 
@@ -40,7 +41,7 @@ class Selection:
         seed: k-means seed.
         checkpoint: weights file recorded by the run (None: the default resolution).
         source: the JSON file read.
-        trial: ``"best"``, a Pareto trial number, or ``"evaluation"``.
+        trial: ``"best"``, a trial number listed in results.json, or ``"evaluation"``.
         codebook_dtype: the codebook dtype the candidate was evaluated with, if recorded.
         inertia: layer -> inertia recorded for the candidate (checked after re-clustering).
         checkpoint_sha256: sha256 of the weights file the run used, if recorded (checked).
@@ -65,7 +66,7 @@ class EncodeConfig:
 
     Attributes:
         log_dir: directory holding results.json or evaluation.json.
-        trial: ``"best"`` or a Pareto trial number (results.json only).
+        trial: ``"best"`` or a trial number results.json lists (results.json only).
         out: output file (None: ``log_dir / DEFAULT_FILE_NAME``).
         coder: index coder.
         codebook_dtype: ``fp32``/``fp16``, or None for the recorded one (else fp32).
@@ -147,28 +148,14 @@ def read_selection(log_dir: Path, trial: int | str = "best") -> Selection:
 
 def _from_results(path: Path, trial: int | str) -> Selection:
     data = _load_json(path)
-    if not isinstance(data, dict) or not isinstance(data.get("network"), str):
-        raise UserError(f"{path} is not an exploration results.json (no 'network')")
+    if not is_results(data):
+        raise UserError(f"{path} is not an exploration results.json (no 'network', 'best')")
     settings = data.get("settings") or {}
     if not isinstance(settings, dict):
         raise UserError(f"{path}: 'settings' must be an object")
-    if trial == "best":
-        best = data.get("best")
-        if not isinstance(best, dict):
-            raise UserError(
-                f"{path} has no best candidate (status {data.get('status')!r}: none met the "
-                "accuracy target, or the run did not finish); pick a Pareto point with --trial N"
-            )
-        k_map = _k_map(best.get("k_per_layer"), f"{path} best.k_per_layer")
-    else:
-        pareto = data.get("pareto") or []
-        entries = [e for e in pareto if isinstance(e, dict) and e.get("trial") == trial]
-        if not entries:
-            known = [e.get("trial") for e in pareto if isinstance(e, dict)]
-            raise UserError(
-                f"--trial {trial} is not on the Pareto front of {path}; trials: {known}"
-            )
-        k_map = _k_map(entries[0].get("k_per_layer"), f"{path} pareto trial {trial}")
+    point = pick_point(data, path, trial)
+    where = f"{path} best.k_per_layer" if trial == "best" else f"{path} trial {trial}"
+    k_map = _k_map(point.get("k_per_layer"), where)
     checkpoint = settings.get("checkpoint")
     if checkpoint is not None and not isinstance(checkpoint, str):
         raise UserError(f"{path}: settings.checkpoint must be a path or null; got {checkpoint!r}")
@@ -427,7 +414,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--trial",
         default="best",
         metavar="best|N",
-        help="which candidate of DIR/results.json: the best one or Pareto trial N (default: best)",
+        help="which candidate of results.json (encode: DIR/results.json; evaluate: --k-per-layer "
+        "results.json): the best one or trial N of its pareto/closest lists (default: best)",
     )
     group.add_argument(
         "--coder",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from weightshare.errors import UserError
+from weightshare.modes.results_points import is_results, pick_point
 from weightshare.networks import get_network
 from weightshare.types import K_MAX
 from weightshare.validation import check_int
@@ -36,6 +37,8 @@ class EvaluateConfig:
         threads: torch threads.
         backend, model, weights, dataset: the model choice (``--backend``, ``--model``,
             ``--weights``, ``--dataset``; see :func:`weightshare.modes.loading.load_backend`).
+        k_source: where ``k_per_layer`` came from, ``{"file", "trial"}`` (recorded in
+            evaluation.json as ``k_per_layer_source``), or None.
     """
 
     network: str
@@ -53,6 +56,12 @@ class EvaluateConfig:
     model: str | None = None
     weights: str | None = None
     dataset: str | None = None
+    k_source: dict | None = None
+
+
+def evaluated_name(spec, model: str | None) -> str:
+    """The network name results record: the registry name, or ``model:FILE`` for ``--model``."""
+    return spec.name if model is None else f"model:{Path(model).name}"
 
 
 def validate_k(value, where: str) -> int:
@@ -60,8 +69,33 @@ def validate_k(value, where: str) -> int:
     return check_int(where, value, 1, K_MAX)
 
 
-def read_k_per_layer(path: str | Path) -> dict[str, int]:
-    """Parse a JSON object ``{"layer name": k, ...}``; UserError on anything else."""
+@dataclass(frozen=True)
+class KPerLayerFile:
+    """What ``--k-per-layer FILE`` gave.
+
+    Attributes:
+        k_per_layer: layer name -> k.
+        file: the path as given.
+        trial: the results.json trial id picked (None for a plain layer -> k map).
+        network: the network results.json explored (None for a plain map).
+    """
+
+    k_per_layer: dict[str, int]
+    file: str
+    trial: int | None = None
+    network: str | None = None
+
+
+def read_k_per_layer(path: str | Path, trial: int | str = "best") -> KPerLayerFile:
+    """Parse ``--k-per-layer FILE``.
+
+    ``FILE`` is a JSON object ``{"layer name": k, ...}``, or an exploration's ``results.json``:
+    then its ``best`` point, or with ``trial`` (``--trial N``) a trial it lists.
+
+    Raises:
+        UserError: unreadable or malformed file, a k out of [1, K_MAX], an unknown trial, or
+            ``--trial N`` with a plain map.
+    """
     try:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -70,9 +104,23 @@ def read_k_per_layer(path: str | Path) -> dict[str, int]:
         raise UserError(f"--k-per-layer file {path} cannot be read ({exc})") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"--k-per-layer file {path} is not valid JSON ({exc})") from None
+    picked, network = None, None
+    if is_results(data):
+        point = pick_point(data, Path(path), trial)
+        picked, network = point.get("trial"), data["network"]
+        data = point.get("k_per_layer")
+    elif trial != "best":
+        raise UserError(
+            f"--trial {trial} picks a candidate of an exploration's results.json; "
+            f"--k-per-layer {path} is a layer -> k map"
+        )
     if not isinstance(data, dict) or not data:
-        raise UserError(f"--k-per-layer file {path} must hold a non-empty JSON object layer -> k")
-    return {str(name): validate_k(k, f"k of layer {name!r} in {path}") for name, k in data.items()}
+        raise UserError(
+            f"--k-per-layer file {path} must hold a non-empty JSON object layer -> k, or be "
+            "an exploration's results.json"
+        )
+    k_map = {str(name): validate_k(k, f"k of layer {name!r} in {path}") for name, k in data.items()}
+    return KPerLayerFile(k_map, str(path), picked, network)
 
 
 def resolve_k_map(
@@ -155,7 +203,7 @@ def run(config: EvaluateConfig) -> dict:
             }
         )
     result = {
-        "network": spec.name if config.model is None else f"model:{Path(config.model).name}",
+        "network": evaluated_name(spec, config.model),
         "backend": backend.name,
         "dataset": config.dataset or spec.dataset,
         "checkpoint": str(source),
@@ -171,6 +219,8 @@ def run(config: EvaluateConfig) -> dict:
         "index_entropy_bits": sum(entropy_bits(sw) for sw in shared.values()),
         "layers": rows,
     }
+    if config.k_source is not None:
+        result["k_per_layer_source"] = config.k_source
     print_layer_table(result)
     if config.log_file is not None:
         config.log_file.mkdir(parents=True, exist_ok=True)
@@ -204,7 +254,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--k-per-layer",
         default=None,
         metavar="FILE.json",
-        help='JSON object {"layer name": k}; unnamed layers stay fp32',
+        help='JSON object {"layer name": k} (unnamed layers stay fp32), or an exploration\'s '
+        "results.json: its best candidate, or --trial N",
     )
     group.add_argument(
         "--granularity",
@@ -223,6 +274,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """``--mode evaluate`` from parsed flags."""
+    from weightshare.modes.encode import parse_trial
     from weightshare.networks.datasets import resolve_data_dir
 
     if (
@@ -231,12 +283,23 @@ def main(args: argparse.Namespace) -> int:
         and get_network(args.network_dataset).dataset == ("fashionmnist")
     ):
         resolve_data_dir(args.data_dir)
-    k_per_layer = None if args.k_per_layer is None else read_k_per_layer(args.k_per_layer)
-    k = 16 if args.k is None and k_per_layer is None else args.k
+    k_file = None
+    if args.k_per_layer is not None:
+        k_file = read_k_per_layer(args.k_per_layer, parse_trial(args.trial))
+        evaluated = evaluated_name(get_network(args.network_dataset), args.model)
+        if k_file.network is not None and k_file.network != evaluated:
+            raise UserError(
+                f"--k-per-layer {args.k_per_layer} explored {k_file.network}; this run evaluates "
+                f"{evaluated} (pass the same --network_dataset / --model)"
+            )
+    elif args.trial != "best":
+        raise UserError(f"--trial {args.trial} needs --k-per-layer results.json")
+    k = 16 if args.k is None and k_file is None else args.k
     config = EvaluateConfig(
         network=args.network_dataset,
         k=k,
-        k_per_layer=k_per_layer,
+        k_per_layer=None if k_file is None else k_file.k_per_layer,
+        k_source=None if k_file is None else {"file": k_file.file, "trial": k_file.trial},
         granularity=args.granularity,
         init=args.init,
         dataset_scale=args.dataset_scale,
