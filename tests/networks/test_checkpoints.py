@@ -41,6 +41,20 @@ def test_hostile_pickle_is_refused_without_running_it(tmp_path):
     assert not target.exists()
 
 
+def test_a_pickled_module_is_refused_with_the_safe_conversion_not_torchs_unsafe_hint(tmp_path):
+    path = tmp_path / "whole_model.pt"
+    torch.save(get_network("lenet5_fashionmnist").build(), path)  # the module, not its weights
+    with pytest.raises(UserError) as info:
+        load_state_dict(path)
+    message = str(info.value)
+    assert message == (
+        f"{path} is not a loadable state dict: it holds a weightshare.networks.lenet.LeNet5 "
+        "object, and pickled objects are never loaded (they can run code); from code you trust, "
+        "save the weights alone with torch.save(model.state_dict(), path) and pass that file"
+    )
+    assert "weights_only" not in message and "succeed" not in message
+
+
 def test_plain_pickle_and_garbage_are_refused(tmp_path):
     plain = tmp_path / "plain.pt"
     plain.write_bytes(pickle.dumps({"a": 1}))

@@ -73,7 +73,17 @@ def load_state_dict(path: Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(f"checkpoint {path} does not exist") from None
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as exc:
+    except pickle.UnpicklingError as exc:
+        # torch's own hint (retry with weights_only=False) would run the file's code: point to
+        # the safe conversion instead.
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"a {found.group(1)} object" if found else "pickled Python objects"
+        raise UserError(
+            f"{path} is not a loadable state dict: it holds {what}, and pickled objects are "
+            "never loaded (they can run code); from code you trust, save the weights alone "
+            "with torch.save(model.state_dict(), path) and pass that file"
+        ) from None
+    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{path} is not a loadable state dict ({first})") from None
     if (
