@@ -2,7 +2,6 @@
 
 import json
 
-import optuna
 import pytest
 
 from weightshare.dse.driver import Driver, ExploreConfig, pareto_front
@@ -77,15 +76,6 @@ def test_an_impossible_target_reports_the_closest_points(tmp_path, executor):
     assert 1 <= len(outcome.closest) <= 5
     accs = [r.accuracy for r in outcome.closest]
     assert accs == sorted(accs, reverse=True)
-
-
-def test_stale_running_trials_of_a_killed_run_are_failed_on_resume(tmp_path, executor):
-    store = TrialStore(f"sqlite:///{tmp_path / 'study.db'}", _settings())
-    study = store.study("search")
-    study.ask()  # left RUNNING, as a SIGKILLed driver leaves it
-    assert store.fail_stale("search") == 1
-    states = [t.state for t in study.get_trials()]
-    assert states == [optuna.trial.TrialState.FAIL]
 
 
 def test_pareto_front_keeps_non_dominated_points_sorted_by_size():

@@ -1,4 +1,5 @@
-"""``--mode exploration`` as a user runs it: the seed's command, bad input, resume after SIGKILL."""
+"""``--mode exploration`` as a user runs it: the seed's command, bad input, resume after SIGKILL,
+one driver per SQLite study."""
 
 import json
 import signal
@@ -134,6 +135,7 @@ def test_bad_input_is_one_line(tmp_path, args, message):
         )
     )
     assert message in line
+    assert not (tmp_path / "run").exists()  # refused before the log directory is made
 
 
 def test_an_unwritable_log_dir_is_one_line(tmp_path):
@@ -221,12 +223,53 @@ def test_a_sigkilled_driver_loses_no_finished_trial(tmp_path):
     proc.wait()
     before = _completed(tmp_path / "study.db")
     assert len(before) >= 12
+    # the killed driver's lock file is left, with its PID: the kernel dropped the lock itself
+    assert (tmp_path / "study.db.lock").read_text() == f"{proc.pid}\n"
     rerun = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     after = _completed(tmp_path / "study.db")
     assert set(before) <= set(after)  # every trial finished before the kill is still there
     doc = json.loads((tmp_path / "results.json").read_text())
     assert doc["best"] is not None
+
+
+@pytest.mark.slow
+def test_a_second_driver_on_a_running_study_is_refused_and_the_first_ends_as_a_lone_run(tmp_path):
+    shared, lone = tmp_path / "shared", tmp_path / "lone"
+    log = (tmp_path / "first.log").open("w")
+    first = subprocess.Popen(
+        _explore_args(shared, 10), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log
+    )
+    lock, deadline = shared / "study.db.lock", time.monotonic() + 300
+    while not (lock.exists() and lock.read_text() == f"{first.pid}\n"):
+        assert first.poll() is None and time.monotonic() < deadline, "the first never locked"
+        time.sleep(0.05)
+    # Paused while it holds the lock, the first cannot finish before the second starts, however
+    # fast the machine; it resumes right after.
+    first.send_signal(signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        second = subprocess.run(
+            _explore_args(shared, 10), cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
+        seconds = time.monotonic() - start
+    finally:
+        first.send_signal(signal.SIGCONT)
+    db = (shared / "study.db").resolve()
+    assert one_line_error(second) == (
+        f"error: another exploration (PID {first.pid}) is running on the study {db}: one "
+        f"driver per SQLite study; wait for it to end (or stop it: kill {first.pid}), or use "
+        "another --log_file/--storage"
+    )
+    assert seconds < 30  # refused before loading anything (about 1 s here)
+    assert first.wait(timeout=600) == 0, (tmp_path / "first.log").read_text()[-2000:]
+    alone = subprocess.run(_explore_args(lone, 10), cwd=ROOT, capture_output=True, text=True)
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    docs = [json.loads((d / "results.json").read_text()) for d in (shared, lone)]
+    for doc in docs:  # the only fields that differ between two lone runs
+        del doc["wall_seconds"], doc["settings"]["storage"]
+    assert docs[0] == docs[1]
+    assert docs[0]["best"] is not None
 
 
 @pytest.mark.slow

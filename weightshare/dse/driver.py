@@ -392,7 +392,7 @@ class Driver:
             while budget_left():
                 batch = []
                 while len(batch) < self.executor.capacity and budget_left():
-                    trial = study.ask()
+                    trial = self.store.ask("search")
                     cand = Candidate.of(
                         {
                             name[2:]: trial.suggest_categorical(name, d.choices)
@@ -421,7 +421,7 @@ class Driver:
                     result = results[trial.number]
                     full = fulls.get(trial.number)
                     if isinstance(result, WorkerLost) or isinstance(full, WorkerLost):
-                        study.tell(in_flight.pop(trial.number), state=optuna.trial.TrialState.FAIL)
+                        self.store.fail("search", in_flight.pop(trial.number))
                         continue
                     self.evaluations += 1 + (full is not None)
                     if full is not None:
@@ -435,7 +435,7 @@ class Driver:
                     finish(in_flight.pop(trial.number), cand, result, False)
         except KeyboardInterrupt:
             for trial in in_flight.values():
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                self.store.fail("search", trial)
             self.executor.close()
             raise
 

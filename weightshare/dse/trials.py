@@ -7,24 +7,29 @@ key, the split it was scored on, the accuracy and the sizes, so a rerun rebuilds
 knows from the storage alone and never evaluates the same (candidate, split) twice.
 The settings that define the exploration are stored with the first study; a rerun with
 different settings is refused with the name of the setting that differs.
+
+Trials asked by a sampler beat Optuna's heartbeat while they run (:mod:`.heartbeat`); only those
+whose driver stopped beating are failed as stale, never the trials of another live driver.
 """
 
 from __future__ import annotations
 
 import json
-import logging
+import warnings
 from dataclasses import dataclass
 
 import optuna
 from optuna.trial import TrialState
 
+from weightshare.dse.heartbeat import Heartbeat
 from weightshare.dse.space import Candidate
 from weightshare.errors import UserError, first_line
 from weightshare.types import EvalResult
 
 DEFAULT_STUDY = "weightshare"
 DIRECTIONS = ("minimize", "maximize")  # size in bytes, accuracy
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+HEARTBEAT_SECONDS = 10  # a live driver records each of its running trials' heartbeat this often
+GRACE_SECONDS = 60  # a RUNNING trial without a beat for this long belongs to a dead driver
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,20 @@ class Record:
     file_bytes: int | None = None
 
 
-def open_storage(url: str):
-    """An Optuna storage for ``url``; UserError when it cannot be opened."""
+def open_storage(
+    url: str, heartbeat_interval: int = HEARTBEAT_SECONDS, grace_period: int = GRACE_SECONDS
+):
+    """An Optuna storage for ``url`` with heartbeats on (seconds); UserError when ``url`` is no
+    URL or cannot be opened."""
+    if "://" not in url:
+        raise UserError(f"--storage must be a URL such as sqlite:///study.db; got {url!r}")
     try:
-        return optuna.storages.get_storage(url) if "://" in url else None
+        with warnings.catch_warnings():  # heartbeat_interval is "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            rdb = optuna.storages.RDBStorage(
+                url, heartbeat_interval=heartbeat_interval, grace_period=grace_period
+            )
+        return optuna.storages.get_storage(rdb)  # with Optuna's trial cache, as create_study does
     except Exception as exc:  # sqlalchemy/optuna raise many types for a bad URL
         raise UserError(f"cannot open --storage {url!r} ({first_line(exc)})") from None
 
@@ -75,16 +90,25 @@ class TrialStore:
         storage: an Optuna storage URL (``sqlite:///DIR/study.db``, ``postgresql://...``).
         settings: the settings that define the exploration (JSON-able); checked on resume.
         name: the study name (prefix of the per-phase studies).
+        heartbeat_interval, grace_period: seconds between two heartbeats of a running trial,
+            and without one before the trial counts as stale (see :meth:`fail_stale`).
     """
 
-    def __init__(self, storage: str, settings: dict, name: str = DEFAULT_STUDY) -> None:
+    def __init__(
+        self,
+        storage: str,
+        settings: dict,
+        name: str = DEFAULT_STUDY,
+        *,
+        heartbeat_interval: int = HEARTBEAT_SECONDS,
+        grace_period: int = GRACE_SECONDS,
+    ) -> None:
         if not name or "/" in name:
             raise UserError(f"--study-name must be a non-empty name without '/'; got {name!r}")
         self.prefix = name + "/"
         self.url = storage
-        self.storage = open_storage(storage)
-        if self.storage is None:
-            raise UserError(f"--storage must be a URL such as sqlite:///study.db; got {storage!r}")
+        self.storage = open_storage(storage, heartbeat_interval, grace_period)
+        self.heartbeat = Heartbeat(self.storage, heartbeat_interval)
         self.settings = json.loads(json.dumps(settings))
         self._studies: dict[str, optuna.Study] = {}
         self._check_settings()
@@ -147,14 +171,29 @@ class TrialStore:
         """A stored evaluation of the same candidate on the same split, if any."""
         return self._by_key.get((candidate.key(), split))
 
-    def fail_stale(self, phase: str) -> int:
-        """Mark trials left RUNNING by a killed run as FAIL (this driver is the only writer)."""
-        study = self.study(phase)
-        stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
-        for trial in stale:
-            if trial.state == TrialState.RUNNING:
-                study.tell(trial.number, state=TrialState.FAIL)
-        return sum(t.state == TrialState.RUNNING for t in stale)
+    def fail_stale(self, phase: str) -> None:
+        """Fail the RUNNING trials of ``phase`` whose driver stopped beating (Optuna's
+        ``fail_stale_trials``); a live driver's trials, here or on another machine, stay."""
+        with warnings.catch_warnings():  # experimental since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study(phase))
+
+    def ask(self, phase: str) -> optuna.Trial:
+        """A new trial of ``phase`` from its sampler, beating until it is told or failed."""
+        with warnings.catch_warnings():  # we beat ourselves: Study.ask need not warn about it
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
+            trial = self.study(phase).ask()
+        self.heartbeat.add(trial._trial_id)
+        return trial
+
+    def fail(self, phase: str, trial: optuna.Trial) -> None:
+        """Tell an asked trial FAIL (its evaluation was lost or interrupted)."""
+        self.study(phase).tell(trial, state=TrialState.FAIL)
+        self.heartbeat.discard(trial._trial_id)
+
+    def close(self) -> None:
+        """Stop the heartbeat thread (trials still RUNNING become stale after the grace)."""
+        self.heartbeat.close()
 
     def attrs(
         self, result: EvalResult, size_bytes: float, target: float | None, reused: bool
@@ -228,6 +267,7 @@ class TrialStore:
         trial.set_user_attr("confirmed_accuracy", None if confirmed is None else accuracy)
         trial.set_constraint("accuracy", target - accuracy)
         frozen = self.study(phase).tell(trial, [size_bytes, accuracy])
+        self.heartbeat.discard(trial._trial_id)
         record = _record(phase, frozen)
         self._by_key.setdefault((result.key, result.split), record)
         return record
@@ -266,6 +306,3 @@ def result_of(record: Record) -> EvalResult:
         bits_coded=record.bits_coded,
         file_bytes=record.file_bytes,
     )
-
-
-logging.getLogger("optuna").setLevel(logging.WARNING)

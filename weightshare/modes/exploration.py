@@ -136,11 +136,12 @@ def _sha256(path: Path) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """``--mode exploration`` from parsed flags; returns the exit code."""
+    from weightshare.dse import study_lock
     from weightshare.dse.driver import PAPER_K_GRID, ExploreConfig
     from weightshare.dse.space import k_grid, parse_k_grid
-    from weightshare.modes.loading import load_backend, model_options
+    from weightshare.dse.trials import open_storage
+    from weightshare.modes.loading import model_options
     from weightshare.networks import MLPERF_RATIO, get_network
-    from weightshare.networks.checkpoints import find_checkpoint
     from weightshare.networks.datasets import resolve_data_dir
 
     spec = get_network(args.network_dataset)
@@ -179,6 +180,10 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     out_dir = Path(args.log_file or Path("runs") / spec.name)
+    storage = args.storage or f"sqlite:///{out_dir.resolve() / 'study.db'}"
+    db = study_lock.sqlite_path(storage)
+    if args.storage and (db is None or db.resolve().parent != out_dir.resolve()):
+        open_storage(storage)  # a bad --storage fails here, before the log directory is made
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / ".write-test").touch()
@@ -187,6 +192,15 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(
             f"--log_file {out_dir} is not a writable directory ({exc.strerror})"
         ) from None
+    with study_lock.hold(storage):  # one driver per SQLite study, from before any work to the end
+        return run(args, spec, config, out_dir, storage, _checkpoint(args, spec, options))
+
+
+def _checkpoint(args, spec, options: dict) -> Path:
+    """The checkpoint file the workers load (trained or exported here when needed)."""
+    from weightshare.modes.loading import load_backend, model_options
+    from weightshare.networks.checkpoints import find_checkpoint
+
     checkpoint = find_checkpoint(spec.name, args.checkpoint, args.cache_dir)
     if checkpoint is not None and options == model_options(None):  # fail here, in one line
         from weightshare.networks.checkpoints import load_into
@@ -196,11 +210,13 @@ def main(args: argparse.Namespace) -> int:
         _, checkpoint = load_backend(
             spec, args.checkpoint, args.cache_dir, args.data_dir, args.threads, **options
         )
-    return run(args, spec, config, out_dir, Path(checkpoint))
+    return Path(checkpoint)
 
 
-def run(args, spec, config, out_dir: Path, checkpoint: Path) -> int:
+def run(args, spec, config, out_dir: Path, storage: str, checkpoint: Path) -> int:
     """Open the study, start the workers, explore, write the outputs, print the summary."""
+    import optuna
+
     from weightshare.console import print_exploration_summary
     from weightshare.dse import report
     from weightshare.dse.driver import Driver
@@ -209,6 +225,7 @@ def run(args, spec, config, out_dir: Path, checkpoint: Path) -> int:
     from weightshare.modes.loading import EvaluatorFactory, model_options
     from weightshare.networks.datasets import SPLIT_SEED
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bars tell the trials
     options = model_options(args)
     settings = {
         "network": spec.name,
@@ -220,7 +237,6 @@ def run(args, spec, config, out_dir: Path, checkpoint: Path) -> int:
         "init": args.init,
         **config.identity(),
     }
-    storage = args.storage or f"sqlite:///{out_dir.resolve() / 'study.db'}"
     store = TrialStore(storage, settings, args.study_name)
     workers = args.workers
     threads = args.threads if workers == 0 else max(1, (os.cpu_count() or 1) // max(1, workers))
@@ -251,6 +267,7 @@ def run(args, spec, config, out_dir: Path, checkpoint: Path) -> int:
     finally:
         progress.close()
         executor.close()
+        store.close()
     doc = report.results(
         driver,
         outcome,
