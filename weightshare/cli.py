@@ -29,6 +29,7 @@ MODES = {
     "residual_decode": "weightshare.modes.residual_decode",
     "residual_eval": "weightshare.modes.residual_eval",
     "export": "weightshare.modes.export",
+    "prune": "weightshare.modes.prune",
 }
 DEFAULT_MODE = "exploration"  # the seed's default
 

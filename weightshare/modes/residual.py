@@ -401,7 +401,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="M[,M...]",
         help=f"residual method(s): {', '.join(METHOD_NAMES)} (residual_eval: a "
-        "comma-separated list, default all)",
+        "comma-separated list, default all); prune: magnitude (default) or fpgm",
     )
     group.add_argument(
         "--path-pt",

@@ -96,8 +96,15 @@ def load_state_dict(path: Path) -> dict:
 
 
 def load_into(model, path: Path):
-    """Load ``path`` into ``model`` strictly; a UserError names missing/unexpected/bad keys."""
+    """Load ``path`` into ``model`` strictly; a UserError names missing/unexpected/bad keys.
+
+    A structurally pruned checkpoint (``--mode prune --method fpgm``) has its channel counts
+    in ``<path>.arch.json``; ``model`` is first resized to them (``networks.shrink``).
+    """
+    from weightshare.networks.shrink import resize_for_checkpoint
+
     state = load_state_dict(path)
+    model = resize_for_checkpoint(model, path)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

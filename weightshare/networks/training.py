@@ -9,6 +9,7 @@ thread count, so the same command gives the same weights on the same machine.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,70 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return correct / max(1, len(y))
 
 
+def fit(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    recipe: TrainRecipe,
+    generator: torch.Generator,
+    *,
+    after_step: Callable[[], None] | None = None,
+    on_epoch: Callable[[int, float, float], None] | None = None,
+    desc: str = "train",
+    progress: bool = True,
+) -> None:
+    """The training loop of every recipe: SGD (Nesterov 0.9) with a one-cycle schedule.
+
+    Args:
+        model: the module to train in place (any parameters with ``requires_grad``).
+        x: float32 (N, C, S, S) normalised images; y: int64 (N,) labels.
+        recipe: epochs, batch size, peak lr, weight decay, augmentation.
+        generator: seeds shuffling and augmentation.
+        after_step: called after every optimizer step (pruning re-applies its masks here).
+        on_epoch: called after every epoch with (epoch, mean train loss, seconds).
+        desc: progress-bar label.
+    """
+    steps_per_epoch = int(np.ceil(len(y) / recipe.batch_size))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(
+        params,
+        lr=recipe.lr,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=recipe.weight_decay,
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=recipe.lr, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    for epoch in range(1, recipe.epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(y), generator=generator)
+        total = 0.0
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"{desc} epoch {epoch}/{recipe.epochs}",
+            disable=not progress,
+            leave=False,
+        )
+        for step in bar:
+            idx = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
+            xb = x[idx]
+            if recipe.augment:
+                xb = augment_batch(xb, 2, generator)
+            loss = loss_fn(model(xb), y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            if after_step is not None:
+                after_step()
+            total += float(loss.detach()) * len(idx)
+        if on_epoch is not None:
+            on_epoch(epoch, total / len(y), time.perf_counter() - start)
+
+
 def train(
     spec: NetworkSpec,
     train_split: Split,
@@ -100,55 +165,19 @@ def train(
     y = torch.from_numpy(train_split.labels)
     x_mon = images_to_tensor(monitor_split.images, spec.input_size)
     y_mon = torch.from_numpy(monitor_split.labels)
-    steps_per_epoch = int(np.ceil(len(y) / recipe.batch_size))
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=recipe.lr,
-        momentum=0.9,
-        nesterov=True,
-        weight_decay=recipe.weight_decay,
-    )
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=recipe.lr, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch
-    )
-    loss_fn = nn.CrossEntropyLoss()
     out_dir.mkdir(parents=True, exist_ok=True)
     logs = []
-    for epoch in range(1, recipe.epochs + 1):
-        start = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(y), generator=generator)
-        total = 0.0
-        bar = tqdm(
-            range(steps_per_epoch),
-            desc=f"{spec.name} epoch {epoch}/{recipe.epochs}",
-            disable=not progress,
-            leave=False,
-        )
-        for step in bar:
-            idx = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
-            xb = x[idx]
-            if recipe.augment:
-                xb = augment_batch(xb, 2, generator)
-            loss = loss_fn(model(xb), y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += float(loss.detach()) * len(idx)
+
+    def end_of_epoch(epoch: int, loss: float, seconds: float) -> None:
         path = out_dir / checkpoint_name(epoch, recipe.lr)
         torch.save(model.state_dict(), path)
-        log = EpochLog(
-            epoch,
-            total / len(y),
-            accuracy(model, x_mon, y_mon),
-            time.perf_counter() - start,
-            str(path),
-        )
+        log = EpochLog(epoch, loss, accuracy(model, x_mon, y_mon), seconds, str(path))
         logs.append(log)
         if progress:
             tqdm.write(
                 f"epoch {epoch}: loss {log.train_loss:.4f}  search acc "
                 f"{100 * log.monitor_accuracy:.2f} %  ({log.seconds:.0f} s)  -> {path}"
             )
+
+    fit(model, x, y, recipe, generator, on_epoch=end_of_epoch, desc=spec.name, progress=progress)
     return logs

@@ -1,0 +1,77 @@
+"""--mode prune end to end: outputs other modes accept; bad flags end in one error line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tests.conftest import one_line_error, run_main
+
+
+@pytest.mark.slow
+def test_fpgm_checkpoint_is_smaller_and_other_modes_load_it(tmp_path):
+    out = tmp_path / "p"
+    proc = run_main(
+        "--mode", "prune", "--method", "fpgm", "--network_dataset", "lenet5_fashionmnist",
+        "--prune-rate", "0.5", "--retrain-epochs", "1", "--train-images", "512",
+        "--threads", "1", "--log_file", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads((out / "prune.json").read_text())
+    assert doc["channels"] == {"conv1": 3, "conv2": 8}
+    state = torch.load(out / "pruned.pt", weights_only=True)
+    assert state["conv2.weight"].shape == (8, 3, 5, 5) and state["fc1.weight"].shape == (120, 200)
+    assert doc["parameters_after"] == sum(v.numel() for v in state.values())
+    proc = run_main(
+        "--mode", "evaluate", "--network_dataset", "lenet5_fashionmnist", "--checkpoint",
+        str(out / "pruned.pt"), "--k", "256", "--dataset_scale", "0.2", "--threads", "1",
+        "--log_file", str(tmp_path / "e"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_magnitude_checkpoint_has_the_requested_zeros_and_no_masks(tmp_path):
+    out = tmp_path / "m"
+    proc = run_main(
+        "--mode", "prune", "--network_dataset", "lenet300_fashionmnist",
+        "--sparsity", "fc1.weight=0.95,fc2.weight=0.9", "--prune-steps", "2",
+        "--retrain-epochs", "1", "--train-images", "512", "--threads", "1",
+        "--log_file", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    state = torch.load(out / "pruned.pt", weights_only=True)
+    assert set(state) == {f"fc{i}.{p}" for i in (1, 2, 3) for p in ("weight", "bias")}
+    assert int((state["fc1.weight"] == 0).sum()) == round(0.95 * 235200)
+    assert int((state["fc2.weight"] == 0).sum()) == 0.9 * 30000
+    doc = json.loads((out / "prune.json").read_text())
+    assert doc["weights_kept"] == 235200 - round(0.95 * 235200) + 3000 + 1000
+    assert len(doc["rounds"]) == 2
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--method", "bogus"], "--method must be one of"),
+        (["--sparsity", "fc1=x"], "--sparsity must be a float in [0, 1) or KEY=F"),
+        (["--sparsity", "1.5"], "--sparsity values must lie in [0, 1); got '1.5'"),
+        (["--method", "fpgm", "--prune-rate", "1"], "--prune-rate must be a float in [0, 1)"),
+        (["--prune-steps", "0"], "--prune-steps must be"),
+    ],
+)
+def test_bad_flags_end_in_one_error_line(tmp_path, flags, message):
+    proc = run_main(
+        "--mode", "prune", "--network_dataset", "lenet300_fashionmnist",
+        "--log_file", str(tmp_path), *flags,
+    )  # fmt: skip
+    assert message in one_line_error(proc)
+
+
+def test_fpgm_on_a_network_without_prunable_chains_is_refused(tmp_path):
+    proc = run_main(
+        "--mode", "prune", "--method", "fpgm", "--network_dataset", "lenet300_fashionmnist",
+        "--log_file", str(tmp_path),
+    )  # fmt: skip
+    assert "--method fpgm supports --network_dataset" in one_line_error(proc)

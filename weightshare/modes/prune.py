@@ -1,0 +1,319 @@
+"""prune a trained registry network (magnitude or FPGM), retrain with masks frozen, save it
+
+See docs/pruning.md. Writes ``<log_file>/pruned.pt`` (a plain state dict; for FPGM the smaller
+network, with its channel counts in ``pruned.pt.arch.json``) and ``prune.json``. Every other
+mode accepts the checkpoint through ``--checkpoint``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from weightshare.errors import UserError
+
+METHODS = ("magnitude", "fpgm")
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Settings of ``--mode prune``.
+
+    Attributes:
+        network: registry name.
+        method: ``magnitude`` or ``fpgm``.
+        sparsity: magnitude: fraction removed per layer, one float or weight key -> float.
+        quality: magnitude: remove ``|w| < quality * std`` instead (None: use sparsity).
+        steps: magnitude: prune/retrain rounds; round i prunes to ``i / steps`` of the target.
+        rate: fpgm: fraction of the filters of each prunable conv removed.
+        retrain_epochs: fine-tuning epochs after each round (0: none).
+        retrain_lr: peak learning rate of the fine-tuning's one-cycle schedule.
+        train_images: first N images of the train split used for retraining (None: all 60k).
+        checkpoint, cache_dir, data_dir, threads: as the other modes.
+        out: the pruned checkpoint's path.
+        log_file: directory of ``prune.json`` (and of the checkpoint by default).
+        seed: seeds the retraining's shuffling.
+    """
+
+    network: str
+    method: str
+    out: Path
+    log_file: Path
+    cache_dir: Path
+    sparsity: float | dict[str, float] | None = None
+    quality: float | None = None
+    steps: int = 1
+    rate: float = 0.0
+    retrain_epochs: int = 2
+    retrain_lr: float = 0.01
+    train_images: int | None = None
+    checkpoint: str | None = None
+    data_dir: str | None = None
+    threads: int = 2
+    seed: int = 0
+
+
+def parse_sparsity(text: str) -> float | dict[str, float]:
+    """``0.9`` or ``fc1.weight=0.92,fc2.weight=0.9`` -> a float or a map weight key -> float.
+
+    Raises:
+        UserError: anything else.
+    """
+    try:
+        if "=" not in text:
+            return float(text)
+        out = {}
+        for item in text.split(","):
+            key, value = item.split("=")
+            out[key.strip()] = float(value)
+        return out
+    except ValueError:
+        raise UserError(
+            f"--sparsity must be a float in [0, 1) or KEY=F,KEY=F (weight keys); got {text!r}"
+        ) from None
+
+
+def _scaled(target, factor: float):
+    if isinstance(target, dict):
+        return {k: v * factor for k, v in target.items()}
+    return target * factor
+
+
+def run(config: PruneConfig) -> dict:
+    """Load the baseline, prune, retrain, save; return (and write) the ``prune.json`` dict."""
+    import torch
+
+    from weightshare.networks import get_network
+    from weightshare.networks.checkpoints import find_checkpoint, load_into
+    from weightshare.networks.datasets import load_split
+    from weightshare.networks.registry import TrainRecipe
+    from weightshare.networks.shrink import chains_for, channel_counts, write_architecture
+    from weightshare.networks.tensors import images_to_tensor
+    from weightshare.networks.training import accuracy
+    from weightshare.pruning.fpgm import fpgm_prune
+    from weightshare.pruning.magnitude import kept_fraction, magnitude_masks, prunable
+    from weightshare.pruning.retrain import retrain
+
+    torch.set_num_threads(config.threads)
+    spec = get_network(config.network)
+    path = find_checkpoint(spec.name, config.checkpoint, config.cache_dir)
+    if path is None:
+        raise UserError(f"no trained weights for {spec.name}: run --mode train or --checkpoint")
+    model = load_into(spec.build(), path)
+    train = load_split("train", config.data_dir)
+    n_train = len(train.labels) if config.train_images is None else config.train_images
+    x = images_to_tensor(train.images[:n_train], spec.input_size)
+    y = torch.from_numpy(train.labels[:n_train])
+    evals = {
+        name: (images_to_tensor(s.images, spec.input_size), torch.from_numpy(s.labels))
+        for name, s in (
+            ("search", load_split("search", config.data_dir)),
+            ("holdout", load_split("holdout", config.data_dir)),
+        )
+    }
+
+    def scores() -> dict[str, float]:
+        return {name: accuracy(model, *xy) for name, xy in evals.items()}
+
+    def n_params() -> int:
+        return sum(p.numel() for p in model.parameters())
+
+    recipe = TrainRecipe(
+        epochs=config.retrain_epochs,
+        batch_size=128,
+        lr=config.retrain_lr,
+        weight_decay=5e-5,
+        augment=spec.recipe.augment,
+        seed=config.seed,
+    )
+    doc = {
+        "network": spec.name,
+        "method": config.method,
+        "source": str(path),
+        "settings": asdict(config),
+        "parameters_before": n_params(),
+        "accuracy_before": scores(),
+    }
+    doc["settings"] = json.loads(json.dumps(doc["settings"], default=str))
+    if config.method == "magnitude":
+        masks = None
+        rounds = []
+        for i in range(1, config.steps + 1):
+            if config.quality is not None:
+                masks = magnitude_masks(model, quality=config.quality, masks=masks)
+            else:
+                target = _scaled(config.sparsity, i / config.steps)
+                masks = magnitude_masks(model, sparsity=target, masks=masks)
+            pruned_acc = scores_after_mask(model, masks, scores)
+            retrain(model, masks, x, y, recipe, progress=True, desc=f"round {i}")
+            rounds.append(
+                {"round": i, "accuracy_pruned": pruned_acc, "accuracy_retrained": scores()}
+            )
+            kept = sum(int(m.sum()) for m in masks.values())
+            total = sum(m.numel() for m in masks.values())
+            print(
+                f"round {i}/{config.steps}: kept {100 * kept / total:.2f} % of the weights; "
+                f"search {100 * pruned_acc['search']:.2f} % pruned -> "
+                f"{100 * rounds[-1]['accuracy_retrained']['search']:.2f} % retrained"
+            )
+        doc["rounds"] = rounds
+        doc["kept"] = kept_fraction(masks)
+        doc["weights_kept"] = sum(int(m.sum()) for m in masks.values())
+        doc["weights_total"] = sum(int(m.numel()) for m in masks.values())
+        assert all(bool((prunable(model)[k][~m] == 0).all()) for k, m in masks.items())
+    else:
+        model, _ = fpgm_prune(model, spec.name, config.rate)
+        doc["accuracy_pruned"] = scores()
+        retrain(model, {}, x, y, recipe, progress=True, desc="fpgm retrain")
+        doc["channels"] = channel_counts(model, chains_for(spec.name))
+    doc["parameters_after"] = n_params()
+    doc["accuracy_after"] = scores()
+    config.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), config.out)
+    if config.method == "fpgm":
+        doc["architecture"] = str(write_architecture(config.out, spec.name, doc["channels"]))
+    doc["checkpoint"] = str(config.out)
+    config.log_file.mkdir(parents=True, exist_ok=True)
+    (config.log_file / "prune.json").write_text(json.dumps(doc, indent=2))
+    before, after = doc["accuracy_before"], doc["accuracy_after"]
+    print(
+        f"{spec.name} {config.method}: parameters {doc['parameters_before']} -> "
+        f"{doc['parameters_after']}"
+        + (
+            f", weights kept {doc['weights_kept']}/{doc['weights_total']}"
+            if config.method == "magnitude"
+            else ""
+        )
+    )
+    print(
+        f"accuracy search {100 * before['search']:.2f} -> {100 * after['search']:.2f} %, "
+        f"holdout {100 * before['holdout']:.2f} -> {100 * after['holdout']:.2f} %"
+    )
+    print(f"wrote {config.out} and {config.log_file / 'prune.json'}")
+    return doc
+
+
+def scores_after_mask(model, masks, scores) -> dict[str, float]:
+    """Accuracies right after applying ``masks`` (before retraining)."""
+    from weightshare.pruning.magnitude import apply_masks
+
+    apply_masks(model, masks)
+    return scores()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``prune`` flags (``deep_compression`` reuses the magnitude ones)."""
+    group = parser.add_argument_group("prune / deep_compression")
+    group.add_argument(
+        "--sparsity",
+        default=None,
+        metavar="F|KEY=F,...",
+        help="magnitude: fraction of each layer's weights removed, one float or per weight key "
+        "(e.g. fc1.weight=0.92,fc2.weight=0.91; unnamed layers unpruned); default 0.9",
+    )
+    group.add_argument(
+        "--quality",
+        type=float,
+        default=None,
+        metavar="Q",
+        help="magnitude: remove |w| < Q x std of the layer instead of a target sparsity",
+    )
+    group.add_argument(
+        "--prune-steps",
+        type=int,
+        default=1,
+        metavar="N",
+        help="magnitude: prune/retrain rounds; round i prunes to i/N of the target (default 1)",
+    )
+    group.add_argument(
+        "--prune-rate",
+        type=float,
+        default=0.4,
+        metavar="R",
+        help="fpgm: fraction of each prunable conv's filters removed (default 0.4)",
+    )
+    group.add_argument(
+        "--retrain-epochs",
+        type=int,
+        default=2,
+        metavar="E",
+        help="fine-tuning epochs after each pruning round, masks frozen (default 2)",
+    )
+    group.add_argument(
+        "--retrain-lr", type=float, default=0.01, metavar="LR", help="peak lr of the fine-tuning"
+    )
+    group.add_argument(
+        "--train-images",
+        type=int,
+        default=None,
+        metavar="N",
+        help="retrain on the first N training images only (default: all 60,000)",
+    )
+
+
+def check_common(args: argparse.Namespace) -> None:
+    """Validate the flags shared with ``deep_compression``."""
+    from weightshare.validation import check_int
+
+    check_int("--prune-steps", args.prune_steps, 1, 100)
+    check_int("--retrain-epochs", args.retrain_epochs, 0, 1000)
+    if args.train_images is not None:
+        check_int("--train-images", args.train_images, 1, 60000)
+    if not 0 < args.retrain_lr <= 10:
+        raise UserError(f"--retrain-lr must be a float in (0, 10]; got {args.retrain_lr!r}")
+    if args.log_file is None:
+        raise UserError(f"--mode {args.mode} needs --log_file DIR for its outputs")
+
+
+def main(args: argparse.Namespace) -> int:
+    """``--mode prune`` from parsed flags."""
+    from weightshare.networks import get_network
+    from weightshare.networks.datasets import resolve_data_dir
+
+    check_common(args)
+    spec = get_network(args.network_dataset)
+    if spec.recipe is None:
+        raise UserError(
+            f"{spec.name} is an ImageNet zoo network: --mode prune retrains on Fashion-MNIST only"
+        )
+    from weightshare.validation import check_choice
+
+    method = check_choice("--method", args.method or "magnitude", METHODS)
+    sparsity = None
+    if method == "magnitude":
+        if args.quality is not None and args.sparsity is not None:
+            raise UserError("give --sparsity or --quality, not both")
+        if args.quality is not None and not 0 <= args.quality < 100:
+            raise UserError(f"--quality must be a float in [0, 100); got {args.quality!r}")
+        if args.quality is None:
+            sparsity = parse_sparsity(args.sparsity or "0.9")
+            values = sparsity.values() if isinstance(sparsity, dict) else [sparsity]
+            if not all(0 <= v < 1 for v in values):
+                raise UserError(f"--sparsity values must lie in [0, 1); got {args.sparsity!r}")
+    else:
+        from weightshare.networks.shrink import chains_for
+
+        if not 0 <= args.prune_rate < 1:
+            raise UserError(f"--prune-rate must be a float in [0, 1); got {args.prune_rate!r}")
+        chains_for(spec.name)
+    resolve_data_dir(args.data_dir)
+    config = PruneConfig(
+        network=spec.name,
+        method=method,
+        out=args.out or args.log_file / "pruned.pt",
+        log_file=args.log_file,
+        cache_dir=args.cache_dir,
+        sparsity=sparsity,
+        quality=args.quality,
+        steps=args.prune_steps,
+        rate=args.prune_rate,
+        retrain_epochs=args.retrain_epochs,
+        retrain_lr=args.retrain_lr,
+        train_images=args.train_images,
+        checkpoint=args.checkpoint,
+        data_dir=args.data_dir,
+        threads=args.threads,
+    )
+    run(config)
+    return 0

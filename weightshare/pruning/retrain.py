@@ -1,0 +1,82 @@
+"""Retraining with frozen masks, and the iterative prune/retrain schedule.
+
+Retraining reuses the recipes' loop (:func:`weightshare.networks.training.fit`); after every
+optimizer step the removed weights are set back to 0, so neither the gradient, the momentum
+nor the weight decay can revive them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from weightshare.networks.registry import TrainRecipe
+from weightshare.pruning.magnitude import apply_masks, magnitude_masks
+
+
+def retrain(
+    model,
+    masks: Mapping[str, object],
+    x,
+    y,
+    recipe: TrainRecipe,
+    *,
+    progress: bool = False,
+    desc: str = "retrain",
+) -> None:
+    """Fine-tune ``model`` in place on (x, y) with ``masks`` frozen.
+
+    Args:
+        model: the pruned module (removed weights already 0).
+        masks: weight key -> bool keep-mask (:func:`magnitude_masks`).
+        x: float32 (N, C, S, S) images; y: int64 (N,) labels.
+        recipe: epochs, batch, peak lr, weight decay of the fine-tuning; ``recipe.seed`` seeds
+            the shuffling.
+    """
+    import torch
+
+    from weightshare.networks.training import fit
+
+    apply_masks(model, masks)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    if recipe.epochs > 0:
+        fit(
+            model,
+            x,
+            y,
+            recipe,
+            generator,
+            after_step=lambda: apply_masks(model, masks),
+            desc=desc,
+            progress=progress,
+        )
+
+
+def iterative_prune(
+    model,
+    x,
+    y,
+    recipe: TrainRecipe,
+    *,
+    sparsity_steps: Sequence[Mapping[str, float] | float] = (),
+    quality_steps: Sequence[Mapping[str, float] | float] = (),
+    on_step: Callable[[int, dict], None] | None = None,
+    progress: bool = False,
+) -> dict:
+    """Han et al.'s schedule: prune -> retrain, repeated; each step prunes further.
+
+    Args:
+        sparsity_steps: per step, the target sparsity (float or weight key -> float).
+        quality_steps: per step, the quality (x std) instead; give one of the two sequences.
+        on_step: called with (step, masks) after each retraining.
+
+    Returns:
+        The final masks (weight key -> bool tensor).
+    """
+    masks: dict = {}
+    steps = [("sparsity", s) for s in sparsity_steps] + [("quality", q) for q in quality_steps]
+    for i, (kind, value) in enumerate(steps, 1):
+        masks = magnitude_masks(model, masks=masks or None, **{kind: value})
+        retrain(model, masks, x, y, recipe, progress=progress, desc=f"prune step {i}")
+        if on_step is not None:
+            on_step(i, masks)
+    return masks
