@@ -30,6 +30,7 @@ from weightshare.codecs.container import (
     read_container,
     write_container,
 )
+from weightshare.codecs.sparse import SparseShared, encode_sparse_shared
 from weightshare.codecs.tensors import decode_tensor, dtype_name, encode_raw, encode_shared
 from weightshare.errors import UserError
 from weightshare.types import SharedWeights
@@ -105,8 +106,9 @@ def encode_model(
         state: every tensor of the model, name -> array (any shape, including 0-d), dtypes
             float16/32/64, int8/16/32/64, uint8 or bool. Written in this order.
         shared: the clustered tensors, state-dict name -> :class:`SharedWeights` whose
-            ``indices.shape`` equals ``state[name].shape``; their original values are not
-            stored.
+            ``indices.shape`` equals ``state[name].shape``, or a pruned one,
+            :class:`~weightshare.codecs.sparse.SparseShared` (codec ``sparse_shared``);
+            their original values are not stored.
         network: registry name of the network (recorded for the decoder, e.g. for ONNX export).
         coder: index coder, one of ``CODER_NAMES``.
         codebook_dtype: ``"fp32"`` (exact) or ``"fp16"``.
@@ -157,6 +159,11 @@ def model_payloads(
             payloads.append(encode_raw(name, array))
             continue
         sw = shared[name]
+        if isinstance(sw, SparseShared) and sw.shape == array.shape:
+            payloads.append(
+                encode_sparse_shared(name, sw, coder=coder, codebook_dtype=codebook_dtype)
+            )
+            continue
         if not isinstance(sw, SharedWeights):
             raise UserError(f"shared[{name!r}] must be a SharedWeights; got {type(sw).__name__}")
         if sw.indices.shape != array.shape or not np.issubdtype(array.dtype, np.floating):
