@@ -30,6 +30,7 @@ MODES = {
     "residual_eval": "weightshare.modes.residual_eval",
     "export": "weightshare.modes.export",
     "prune": "weightshare.modes.prune",
+    "deep_compression": "weightshare.modes.deep_compression",
 }
 DEFAULT_MODE = "exploration"  # the seed's default
 

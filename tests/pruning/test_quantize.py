@@ -1,0 +1,64 @@
+"""Trained quantization: shared values move, indices and masks stay; the stage table's sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from weightshare.codecs import decode_model, encode_model
+from weightshare.networks.checkpoints import model_state
+from weightshare.networks.lenet import LeNet5
+from weightshare.networks.registry import TrainRecipe
+from weightshare.pruning.magnitude import apply_masks, magnitude_masks, prunable
+from weightshare.pruning.quantize import finetune_centroids, share_pruned
+from weightshare.pruning.stages import stage_table
+
+
+def _pruned_shared():
+    torch.manual_seed(0)
+    model = LeNet5()
+    apply_masks(model, magnitude_masks(model, sparsity=0.8))
+    weights = {k: w.detach().numpy().copy() for k, w in prunable(model).items()}
+    sparse = share_pruned(weights, dict.fromkeys(weights, 8))
+    with torch.no_grad():
+        for key, sp in sparse.items():
+            prunable(model)[key].copy_(torch.from_numpy(sp.dequantize()))
+    return model, sparse
+
+
+def test_centroids_train_with_indices_and_masks_fixed(small_search):
+    model, sparse = _pruned_shared()
+    keys = set(model.state_dict())
+    x = torch.from_numpy(small_search.images[:256]).float().unsqueeze(1) / 255.0
+    y = torch.from_numpy(small_search.labels[:256])
+    tuned = finetune_centroids(
+        model, sparse, x, y, TrainRecipe(epochs=1, batch_size=64, lr=1e-3, weight_decay=0.0)
+    )
+    assert set(model.state_dict()) == keys  # no parametrization left behind
+    for key, sp in tuned.items():
+        before = sparse[key]
+        assert np.array_equal(sp.mask, before.mask)
+        assert not np.array_equal(sp.shared.codebook, before.shared.codebook)
+        assert np.all(np.diff(sp.shared.codebook[0]) >= 0)
+        # same partition of the survivors: weights that shared a value still share one
+        old, new = before.shared.indices, sp.shared.indices
+        assert all(len(set(new[old == c].tolist())) <= 1 for c in range(before.shared.k_eff))
+        assert np.array_equal(model.state_dict()[key].numpy(), sp.dequantize())
+
+
+def test_stage_table_reads_the_real_chunk_sizes():
+    model, sparse = _pruned_shared()
+    state = model_state(model)
+    pq = decode_model(encode_model(state, sparse, network="t", coder="fixed")).manifest
+    pqh = decode_model(encode_model(state, sparse, network="t", coder="ans")).manifest
+    table = stage_table(pq, pqh, dense_bytes=4 * 61706)
+    fc1 = next(r for r in table["layers"] if r["layer"] == "fc1.weight")
+    entry = next(e for e in pq.tensors if e.name == "fc1.weight")
+    assert fc1["kept"] == round(0.2 * 48000) / 48000
+    assert fc1["ratio_pq"] == 4 * 48000 / entry.coded_bytes
+    assert (
+        fc1["weight_bits_pq"]
+        == 8 * next(c.length for c in entry.chunks if c.kind == "indices") / entry.params["nnz"]
+    )
+    assert table["total"]["ratio_pqh"] == 4 * 61706 / pqh.file_bytes
+    assert table["total"]["file_bytes_pq"] == pq.file_bytes

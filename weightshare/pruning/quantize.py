@@ -1,0 +1,117 @@
+"""Weight sharing of pruned layers and trained quantization (Deep Compression, section 3).
+
+:func:`share_pruned` clusters each layer's surviving weights (1-D k-means, linear
+initialisation, the paper's best) into a :class:`~weightshare.codecs.sparse.SparseShared`.
+:func:`finetune_centroids` then trains the shared values: each layer's weight becomes
+``W = scatter(positions, C[indices])`` (zeros elsewhere), so autograd gives every centroid the
+sum of the gradients of the weights that share it (the paper's eq. 3), with indices and masks
+fixed; biases and BatchNorm parameters train as usual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from weightshare.codecs.sparse import SparseShared
+from weightshare.dse.clustering import share_weights
+from weightshare.networks.registry import TrainRecipe
+from weightshare.types import SharedWeights
+
+
+def share_pruned(
+    weights: Mapping[str, np.ndarray], k: Mapping[str, int], *, init: str = "linear"
+) -> dict[str, SparseShared]:
+    """Cluster the nonzero weights of each layer.
+
+    Args:
+        weights: weight key -> float32 array whose zeros are the pruned positions.
+        k: weight key -> shared values (layers not named are not shared).
+        init: k-means initialisation (``linear``, the paper's choice; see ``kmeans_1d``).
+
+    Returns:
+        weight key -> :class:`SparseShared` (mask = the nonzeros).
+    """
+    out = {}
+    for key, n in k.items():
+        w = np.asarray(weights[key], dtype=np.float32)
+        mask = w != 0
+        out[key] = SparseShared(mask, share_weights(w[mask], n, init=init))
+    return out
+
+
+def _sorted(codebook: np.ndarray, indices: np.ndarray, survivors: np.ndarray, k: int, method: str):
+    order = np.argsort(codebook, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    new_indices = rank[indices.astype(np.int64)].astype(indices.dtype)
+    values = codebook[order].astype(np.float32)
+    inertia = float(((survivors.astype(np.float64) - values[new_indices]) ** 2).sum())
+    codebook = values[None, :]
+    return SharedWeights(codebook, new_indices, inertia, k, "layer", method)
+
+
+def finetune_centroids(
+    model,
+    sparse: Mapping[str, SparseShared],
+    x,
+    y,
+    recipe: TrainRecipe,
+    *,
+    progress: bool = False,
+) -> dict[str, SparseShared]:
+    """Train the shared values of ``model``'s layers in ``sparse`` (indices, masks fixed).
+
+    Args:
+        model: the PyTorch module; its layers' weights are replaced by the shared ones.
+        sparse: weight key (``<module>.weight``) -> :class:`SparseShared`.
+        x: float32 (N, C, S, S) images; y: int64 (N,) labels.
+        recipe: epochs, batch, peak lr, weight decay (use 0: decay would shrink centroids).
+
+    Returns:
+        weight key -> the fine-tuned :class:`SparseShared` (codebook re-sorted ascending with
+        the indices renumbered; ``inertia`` measured against the weights before sharing).
+        ``model`` holds exactly these values afterwards, as plain parameters.
+    """
+    import torch
+    from torch import nn
+    from torch.nn.utils import parametrize
+
+    from weightshare.networks.training import fit
+
+    class _Shared(nn.Module):
+        def __init__(self, sp: SparseShared) -> None:
+            super().__init__()
+            self.codebook = nn.Parameter(torch.from_numpy(sp.shared.codebook[0].copy()))
+            self.register_buffer("positions", torch.from_numpy(np.flatnonzero(sp.mask)))
+            self.register_buffer("indices", torch.from_numpy(sp.shared.indices.astype(np.int64)))
+            self.shape = sp.shape
+
+        def forward(self, _original: torch.Tensor) -> torch.Tensor:
+            flat = torch.zeros(int(np.prod(self.shape)), dtype=self.codebook.dtype)
+            flat = flat.index_put((self.positions,), self.codebook[self.indices])
+            return flat.reshape(self.shape)
+
+    survivors = {}
+    modules = {}
+    for key, sp in sparse.items():
+        module = model.get_submodule(key.rsplit(".", 1)[0])
+        survivors[key] = module.weight.detach().numpy().reshape(-1)[np.flatnonzero(sp.mask)]
+        parametrize.register_parametrization(module, "weight", _Shared(sp))
+        module.parametrizations.weight.original.requires_grad_(False)
+        modules[key] = module
+    generator = torch.Generator().manual_seed(recipe.seed)
+    if recipe.epochs > 0:
+        fit(model, x, y, recipe, generator, desc="centroids", progress=progress)
+    out = {}
+    for key, module in modules.items():
+        codebook = module.parametrizations.weight[0].codebook.detach().numpy().copy()
+        parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+        module.weight.requires_grad_(True)
+        sp = sparse[key]
+        shared = _sorted(codebook, sp.shared.indices, survivors[key], sp.shared.k, "finetuned")
+        out[key] = SparseShared(sp.mask, shared)
+        with torch.no_grad():
+            module.weight.copy_(torch.from_numpy(out[key].dequantize()))
+    return out
