@@ -7,9 +7,10 @@ Public API::
     round_codebook(shared, "fp16", weights=w)   # what an fp16 file stores, for evaluation
 
 Index coders by name (``CODER_NAMES``): ``ans`` (default), ``huffman``, ``fixed``. Residual
-checkpoints (epoch B given epoch A): :mod:`weightshare.codecs.residual`, whose tensor codecs
-are registered in ``TENSOR_CODECS`` on import. Module imports: numpy, constriction and the
-standard library only.
+checkpoints (epoch B given epoch A): :mod:`weightshare.codecs.residual`. Coders and tensor
+codecs are registered by name in explicit tables (``coders.CODERS``, ``tensors.TENSOR_CODECS``)
+and imported when first used; importing this package registers nothing. Module imports:
+numpy, constriction and the standard library only.
 """
 
 from weightshare.codecs.codebook import CODEBOOK_DTYPES, DEFAULT_CODEBOOK_DTYPE, round_codebook
@@ -29,7 +30,6 @@ from weightshare.codecs.model import (
     original_bytes,
     tensor_sizes,
 )
-from weightshare.codecs.residual import codecs as _residual_codecs  # noqa: F401 (registers them)
 
 __all__ = [
     "CODEBOOK_DTYPES",

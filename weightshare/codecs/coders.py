@@ -5,7 +5,7 @@ codebook groups of ``n`` indices each, C order), into a self-describing byte str
 table it needs (counts, code lengths) is inside those bytes and therefore counted in the size.
 The decoder is told ``G``, ``n`` and the alphabet size ``k`` by the manifest.
 
-Registered coders (``--coder``):
+Registered coders (``--coder``; the table :data:`CODERS`):
 
 * ``ans``: rANS (constriction's ``AnsCoder``) under an order-0 categorical model built from the
   exact index counts of the layer (or of each group, whichever is smaller);
@@ -18,6 +18,7 @@ trivial alphabet (``k == 1``: zero bytes) and normalise dtypes, then call the co
 
 from __future__ import annotations
 
+import importlib
 from typing import Protocol
 
 import numpy as np
@@ -46,15 +47,14 @@ class IndexCoder(Protocol):
         ...
 
 
-def _registry() -> dict[str, IndexCoder]:
-    from weightshare.codecs.ans import AnsIndexCoder
-    from weightshare.codecs.fixed import FixedIndexCoder
-    from weightshare.codecs.huffman import HuffmanIndexCoder
+CODERS: dict[str, str] = {
+    "ans": "weightshare.codecs.ans:AnsIndexCoder",
+    "huffman": "weightshare.codecs.huffman:HuffmanIndexCoder",
+    "fixed": "weightshare.codecs.fixed:FixedIndexCoder",
+}
+"""The registration of every index coder: name -> ``"module:class"``, imported when first used."""
 
-    return {c.name: c for c in (AnsIndexCoder(), HuffmanIndexCoder(), FixedIndexCoder())}
-
-
-CODER_NAMES = ("ans", "huffman", "fixed")
+CODER_NAMES = tuple(CODERS)
 DEFAULT_CODER = "ans"
 _CODERS: dict[str, IndexCoder] = {}
 
@@ -62,8 +62,9 @@ _CODERS: dict[str, IndexCoder] = {}
 def get_coder(name: str) -> IndexCoder:
     """The coder registered as ``name``; a UserError listing ``CODER_NAMES`` otherwise."""
     check_choice("coder", name, CODER_NAMES)
-    if not _CODERS:
-        _CODERS.update(_registry())
+    if name not in _CODERS:
+        module, _, attribute = CODERS[name].partition(":")
+        _CODERS[name] = getattr(importlib.import_module(module), attribute)()
     return _CODERS[name]
 
 

@@ -6,12 +6,14 @@
   values in ``codebook_dtype``) and ``indices`` (an index coder's bytes); params ``k``,
   ``k_eff``, ``groups``, ``granularity``, ``codebook_dtype``, ``coder``.
 
-A later codec (residual checkpoints) registers itself in ``TENSOR_CODECS`` with its own chunk
-kinds; the container does not change.
+Every codec a manifest may name is registered in :data:`TENSOR_CODECS` (name -> the module whose
+``MODEL_DECODERS`` holds its decoder, imported when a file uses it): ``raw`` and ``shared`` here,
+the residual ones in :mod:`weightshare.codecs.residual.codecs`. The container does not change.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -181,7 +183,24 @@ class SharedCodec:
         return values.reshape(entry.shape)
 
 
-TENSOR_CODECS: dict[str, TensorCodec] = {c.name: c for c in (RawCodec(), SharedCodec())}
+MODEL_DECODERS: dict[str, TensorCodec] = {c.name: c for c in (RawCodec(), SharedCodec())}
+"""The decoders of this module's codecs, by name."""
+
+TENSOR_CODECS: dict[str, str] = {
+    "raw": "weightshare.codecs.tensors",
+    "shared": "weightshare.codecs.tensors",
+    "fp16": "weightshare.codecs.residual.codecs",
+    "res_fp16": "weightshare.codecs.residual.codecs",
+    "res_grid": "weightshare.codecs.residual.codecs",
+    "res_int": "weightshare.codecs.residual.codecs",
+}
+"""The registration of every tensor codec: name -> module whose ``MODEL_DECODERS`` decodes it."""
+
+
+def get_tensor_codec(name: str) -> TensorCodec | None:
+    """The decoder of codec ``name`` as :func:`decode_tensor` uses it; None if unregistered."""
+    module = TENSOR_CODECS.get(name)
+    return None if module is None else importlib.import_module(module).MODEL_DECODERS[name]
 
 
 def decode_tensor(entry: TensorEntry, chunks: Sequence[memoryview]) -> np.ndarray:
@@ -190,7 +209,7 @@ def decode_tensor(entry: TensorEntry, chunks: Sequence[memoryview]) -> np.ndarra
     Raises:
         FormatError: unknown codec, unexpected chunk kinds, or bad params/chunks.
     """
-    codec = TENSOR_CODECS.get(entry.codec)
+    codec = get_tensor_codec(entry.codec)
     if codec is None:
         raise FormatError(
             f"tensor {entry.name!r} uses the unknown codec {entry.codec!r} (known: "

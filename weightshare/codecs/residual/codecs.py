@@ -1,8 +1,9 @@
 """Tensor codecs of residual files: how one tensor of epoch B is coded given epoch A's.
 
-All of them are registered in :data:`weightshare.codecs.tensors.TENSOR_CODECS` (the container
-does not change); the ones that need the reference tensor decode only through
-:func:`weightshare.codecs.residual.decode_residual`, and ``decode_model`` says so.
+All of them are listed in :data:`weightshare.codecs.tensors.TENSOR_CODECS` (the container
+does not change) and decoded through :data:`MODEL_DECODERS`; the ones that need the reference
+tensor decode only through :func:`weightshare.codecs.residual.decode_residual`, and
+``decode_model`` says so.
 
 =============  ==========================  ======================================================
 codec          chunks                      decodes to
@@ -30,7 +31,7 @@ import numpy as np
 from weightshare.codecs.container import DTYPES, FormatError, TensorEntry, TensorPayload
 from weightshare.codecs.residual import buckets, grid, intdelta, varbits
 from weightshare.codecs.residual.categorical import decode_symbols, encode_symbols
-from weightshare.codecs.tensors import TENSOR_CODECS, dtype_name
+from weightshare.codecs.tensors import dtype_name
 
 FP16_MAX = 65504.0
 FLOAT_DTYPES = ("float16", "float32", "float64")
@@ -279,12 +280,8 @@ class _NeedsReference:
         )
 
 
-def register_tensor_codecs() -> None:
-    """Add the residual codecs to ``TENSOR_CODECS`` (idempotent; done on import)."""
-    for name, codec in RESIDUAL_CODECS.items():
-        TENSOR_CODECS.setdefault(
-            name, codec if not codec.needs_reference else _NeedsReference(codec)
-        )
-
-
-register_tensor_codecs()
+MODEL_DECODERS = {
+    name: codec if not codec.needs_reference else _NeedsReference(codec)
+    for name, codec in RESIDUAL_CODECS.items()
+}
+"""What ``decode_model`` uses for each residual codec (registered in ``TENSOR_CODECS``)."""
