@@ -1,6 +1,7 @@
 """Time per candidate on each backend, side by side on the same split and the same weights.
 
     python bench/bench_backends.py [--networks lenet5_fashionmnist resnet20_fashionmnist]
+                                   [--backends pytorch onnxruntime tensorflow]
                                    [--k 16] [--repeat 5] [--threads 2] [--dataset_scale 1.0]
 
 For every network the committed trained baseline (``baselines/<name>.pt``) is loaded, or, when
@@ -10,7 +11,8 @@ and on Keras (the rebuilt twin). One candidate is ``set_weights`` (every layer a
 once) + ``evaluate`` on the search split + ``restore``; the table gives medians over
 ``--repeat`` interleaved rounds of the plain forward pass of the split, of the whole candidate,
 and of the swap alone (``set_weights`` + ``restore``, plus the session build of ONNX Runtime's
-``rebuild`` strategy), each timed directly.
+``rebuild`` strategy), each timed directly, and the evaluation overhead (candidate / forward;
+``--backends pytorch`` is the former ``bench_evaluation.py``).
 """
 
 from __future__ import annotations
@@ -24,22 +26,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from weightshare.backends.tf_keras import import_keras
+import torch
 
-import_keras()
-
-import torch  # noqa: E402
-
-from weightshare.backends.ort import OnnxRuntimeBackend  # noqa: E402
-from weightshare.backends.pytorch import PyTorchBackend  # noqa: E402
-from weightshare.backends.tf_keras import KerasBackend  # noqa: E402
-from weightshare.dse.clustering import ClusterCache  # noqa: E402
-from weightshare.networks import get_network  # noqa: E402
-from weightshare.networks.checkpoints import BASELINE_DIR, load_into  # noqa: E402
-from weightshare.networks.datasets import load_split  # noqa: E402
-from weightshare.networks.keras_fashion import to_keras  # noqa: E402
-from weightshare.networks.onnx_export import export_onnx  # noqa: E402
-from weightshare.networks.transforms import fashion_mnist_transform  # noqa: E402
+from weightshare.backends.pytorch import PyTorchBackend
+from weightshare.backends.registry import BACKEND_NAMES
+from weightshare.dse.clustering import ClusterCache
+from weightshare.networks import get_network
+from weightshare.networks.checkpoints import BASELINE_DIR, load_into
+from weightshare.networks.datasets import load_split
+from weightshare.networks.transforms import fashion_mnist_transform
 
 
 def _model(name: str):
@@ -52,29 +47,38 @@ def _model(name: str):
     return spec, model, "seeded random init (no committed baseline yet: accuracy meaningless)"
 
 
-def _backends(spec, model, threads: int, tmp: Path) -> dict:
+def _backends(spec, model, threads: int, tmp: Path, names: list[str]) -> dict:
+    """The chosen backends over ``model``: ``label -> backend`` (ONNX Runtime twice, one per
+    swap strategy)."""
     transform = fashion_mnist_transform(spec.input_size)
-    onnx_path = export_onnx(
-        model, torch.zeros(1, 1, spec.input_size, spec.input_size), tmp / f"{spec.name}.onnx"
-    )
-    return {
-        "pytorch": PyTorchBackend(model, spec.input_size, threads=threads),
-        "onnxruntime (inputs)": OnnxRuntimeBackend(
-            onnx_path, transform=transform, threads=threads, swap="inputs"
-        ),
-        "onnxruntime (rebuild)": OnnxRuntimeBackend(
-            onnx_path, transform=transform, threads=threads, swap="rebuild"
-        ),
-        "tensorflow": KerasBackend(
-            to_keras(model, spec.input_size), transform=transform, threads=threads
-        ),
-    }
+    out = {}
+    if "pytorch" in names:
+        out["pytorch"] = PyTorchBackend(model, spec.input_size, threads=threads)
+    if "onnxruntime" in names:
+        from weightshare.backends.onnx_export import export_onnx
+        from weightshare.backends.ort import OnnxRuntimeBackend
+
+        example = torch.zeros(1, 1, spec.input_size, spec.input_size)
+        onnx_path = export_onnx(model, example, tmp / f"{spec.name}.onnx")
+        for swap in ("inputs", "rebuild"):
+            out[f"onnxruntime ({swap})"] = OnnxRuntimeBackend(
+                onnx_path, transform=transform, threads=threads, swap=swap
+            )
+    if "tensorflow" in names:
+        from weightshare.backends.tf_keras import KerasBackend
+        from weightshare.networks.keras_fashion import to_keras
+
+        keras_model = to_keras(model, spec.input_size)
+        out["tensorflow"] = KerasBackend(keras_model, transform=transform, threads=threads)
+    return out
 
 
-def bench(name: str, k: int, repeat: int, threads: int, split, tmp: Path) -> list[dict]:
+def bench(
+    name: str, k: int, repeat: int, threads: int, split, tmp: Path, names: list[str]
+) -> list[dict]:
     spec, model, origin = _model(name)
-    backends = _backends(spec, model, threads, tmp)
-    reference = backends["pytorch"]
+    backends = _backends(spec, model, threads, tmp, names)
+    reference = PyTorchBackend(model, spec.input_size)  # clusters the same weights for all
     cache = ClusterCache({x.name: reference.get_weights(x.name) for x in reference.layers()})
     candidate = {x.name: cache.get(x.name, k).dequantize() for x in reference.layers()}
     times = {b: {"plain": [], "candidate": [], "swap": []} for b in backends}
@@ -120,6 +124,7 @@ def main() -> None:
     parser.add_argument(
         "--networks", nargs="+", default=["lenet5_fashionmnist", "resnet20_fashionmnist"]
     )
+    parser.add_argument("--backends", nargs="+", choices=BACKEND_NAMES, default=list(BACKEND_NAMES))
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
@@ -129,7 +134,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.networks:
-            rows += bench(name, args.k, args.repeat, args.threads, split, Path(tmp))
+            rows += bench(name, args.k, args.repeat, args.threads, split, Path(tmp), args.backends)
     print(
         f"k = {args.k} on every layer, search split ({len(split)} images), {args.repeat} "
         f"interleaved repeats, {args.threads} threads, medians"
@@ -140,13 +145,14 @@ def main() -> None:
     print()
     print(
         "| network | backend | forward (s) | candidate: swap + forward + restore (s) "
-        "| swap: set_weights + restore (s) | candidate top-1 |"
+        "| swap: set_weights + restore (s) | candidate / forward | candidate top-1 |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(
             f"| {r['network']} | {r['backend']} | {r['plain']:.3f} | {r['candidate']:.3f} "
-            f"| {r['swap']:.4f} | {100 * r['accuracy']:.2f} % |"
+            f"| {r['swap']:.4f} | {r['candidate'] / r['plain']:.3f} "
+            f"| {100 * r['accuracy']:.2f} % |"
         )
 
 

@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from weightshare.backends.registry import BACKEND_NAMES
 from weightshare.errors import UserError
 from weightshare.networks.registry import DEFAULT_NETWORK, NETWORKS, ZOO
 
@@ -139,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--backend",
-        choices=("pytorch", "onnxruntime", "tensorflow"),
+        choices=BACKEND_NAMES,
         default=None,
         help="framework that runs the model (default: the model's own; registry PyTorch "
         "networks also run as ONNX, exported and cached, and Fashion-MNIST ones in Keras)",

@@ -7,12 +7,12 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.backends.conformance import BackendConformance
+from weightshare.backends.onnx_export import export_onnx
 from weightshare.backends.ort import OnnxRuntimeBackend, find_layers
 from weightshare.backends.pytorch import PyTorchBackend
 from weightshare.errors import UserError
 from weightshare.networks import get_network
 from weightshare.networks.checkpoints import BASELINE_DIR, load_into
-from weightshare.networks.onnx_export import export_onnx
 from weightshare.networks.transforms import fashion_mnist_transform, imagenet_transform
 
 

@@ -9,13 +9,13 @@ from weightshare.backends.pytorch import PyTorchBackend
 from weightshare.backends.tf_keras import (
     KerasBackend,
     from_canonical,
-    import_keras,
     to_canonical,
 )
 from weightshare.errors import UserError
 from weightshare.networks import get_network
 from weightshare.networks.checkpoints import BASELINE_DIR, load_into
 from weightshare.networks.keras_fashion import to_keras
+from weightshare.networks.keras_runtime import import_keras
 from weightshare.networks.transforms import fashion_mnist_transform, imagenet_transform
 
 keras = import_keras()  # through the package: it loads triton before TensorFlow (see there)

@@ -15,16 +15,16 @@ from tests.backends.conformance import BackendConformance
 from tests.conftest import run_main
 from tests.networks.test_inputs import write_image_folder
 from weightshare.backends.factory import check_fit
+from weightshare.backends.onnx_export import export_onnx
 from weightshare.backends.ort import OnnxRuntimeBackend
 from weightshare.backends.pytorch import PyTorchBackend
-from weightshare.backends.pytorch_fed import FedPyTorchBackend
 from weightshare.cli import main as cli_main
 from weightshare.errors import UserError
 from weightshare.modes.loading import load_backend, load_splits
 from weightshare.networks import get_network
 from weightshare.networks.checkpoints import BASELINE_DIR, load_into
 from weightshare.networks.datasets import Split
-from weightshare.networks.onnx_export import export_onnx
+from weightshare.networks.inputs import InputFeeder
 
 LENET = get_network("lenet5_fashionmnist")
 
@@ -87,7 +87,7 @@ def test_user_onnx_scores_like_pytorch(files, tmp_path, small_search):
 @pytest.mark.parametrize("kind", ["script", "trace"])
 def test_torchscript_files_list_the_eager_layers(files, tmp_path, kind, small_search):
     backend, _ = load_backend(LENET, None, tmp_path, None, 2, model=files[kind])
-    assert isinstance(backend, FedPyTorchBackend)
+    assert isinstance(backend, PyTorchBackend) and isinstance(backend.feeder, InputFeeder)
     reference = PyTorchBackend(_lenet5(), 28)
     assert [(x.name, x.shape, x.kind) for x in backend.layers()] == [
         (x.name, x.shape, x.kind) for x in reference.layers()
@@ -219,7 +219,7 @@ def test_evaluate_and_export_a_torchscript_model(files, tmp_path, capsys):
     result = json.loads((run_dir / "export" / "export.json").read_text())
     assert set(result["files"]) == {"lenet5_script.torchscript.pt", "lenet5_script.onnx"}
     assert result["accuracy_search"] == result["accuracy_search_onnx"]
-    from weightshare.networks.user_models import load_torchscript
+    from weightshare.backends.pytorch import load_torchscript
 
     module = load_torchscript(run_dir / "export" / "lenet5_script.torchscript.pt")
     assert len(torch.unique(module.conv2.weight)) <= 8
@@ -275,8 +275,8 @@ def test_export_of_a_registry_network_from_results_json(tmp_path, capsys, search
 
 
 def test_export_of_a_keras_model_writes_keras(files, tmp_path, capsys):
-    from weightshare.backends.tf_keras import import_keras
     from weightshare.networks.keras_fashion import to_keras
+    from weightshare.networks.keras_runtime import import_keras
 
     import_keras()
     path = tmp_path / "lenet5.keras"

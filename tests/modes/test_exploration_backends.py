@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from tests.conftest import run_main
+from weightshare.backends.onnx_export import export_onnx
 from weightshare.networks import get_network
 from weightshare.networks.checkpoints import BASELINE_DIR, load_into
-from weightshare.networks.onnx_export import export_onnx
 
 SMALL = [
     "--mode",

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.networks.test_inputs import write_image_folder
-from weightshare.backends.factory import check_fit, torch_module_backend
+from weightshare.backends.factory import check_fit, network_backend
 from weightshare.modes.loading import load_backend, load_splits
 from weightshare.networks.imagefolder import load_folder_split
 from weightshare.networks.imagenet_torch import drop_aux
@@ -73,7 +73,7 @@ def test_torchvision_key_builds_and_evaluates(name, tiny_split):
     transform = spec.weights[0].transform
     if transform.size > 299 or name.startswith(("efficientnetb", "resnet50", "inceptionv1")):
         transform = transform.with_size(96)  # keep the CPU test short; resolution is free
-    backend = torch_module_backend(spec, model, transform, "pytorch", 2)
+    backend = network_backend(spec, model, transform, "pytorch", 2)
     layers = backend.layers()
     assert layers and layers[-1].kind == "linear" and layers[-1].shape[0] == 1000
     assert sum(x.n_weights for x in layers) + backend.n_unclustered() == _total_floats(model)
@@ -96,7 +96,7 @@ def test_inception_v3_aux_head_is_neither_clustered_nor_counted():
     assert aux > 3_000_000  # the head torchvision ships with the hub weights
     drop_aux(model)
     assert model.AuxLogits is None and not model.aux_logits
-    backend = torch_module_backend(spec, model, spec.weights[0].transform, "pytorch", 2)
+    backend = network_backend(spec, model, spec.weights[0].transform, "pytorch", 2)
     assert not any(x.name.startswith("AuxLogits") for x in backend.layers())
     counted = sum(x.n_weights for x in backend.layers()) + backend.n_unclustered()
     assert counted == _total_floats(model) == total - aux

@@ -3,16 +3,23 @@
 A backend wraps one loaded model. Weights cross the boundary as numpy float32 arrays in the
 canonical layout ``(out, in/groups, kh, kw)`` for convolutions and ``(out, in)`` for linear
 layers (axis 0 is always the output channel), under framework-neutral canonical layer names.
+
+A :class:`BackendPlugin` says how a backend is built and how it writes a model; each backend
+module exports one as ``PLUGIN`` and :mod:`weightshare.backends.registry` finds it by name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from weightshare.networks.datasets import Split
+from weightshare.networks.registry import NetworkSpec
+from weightshare.networks.transforms import ImageTransform
 from weightshare.types import Accuracy, LayerInfo
 
 
@@ -48,3 +55,34 @@ class Backend(Protocol):
     def n_unclustered(self) -> int:
         """Scalars the model stores outside clusterable weights (biases, BatchNorm, ...)."""
         ...
+
+
+@dataclass(frozen=True)
+class BackendPlugin:
+    """One backend as the factory and ``--mode export`` see it (its module's ``PLUGIN``).
+
+    Attributes:
+        name: the ``--backend`` value (also ``Backend.name`` of what it builds).
+        model_format: the ``--model`` file format it runs natively (``onnx``, ``keras``,
+            ``torchscript``); every format belongs to one backend.
+        sniff: ``(path, zip member names or None) -> bool``: the file is in ``model_format``.
+            Must not import the framework (it runs for every ``--model``).
+        takes: ``(spec) -> bool``: it can run the registry network ``spec``.
+        from_file: ``(path, transform, threads) -> Backend`` for a ``--model`` file in
+            ``model_format``, preprocessed by ``transform``.
+        from_network: ``(spec, model, transform, threads, *, cache_dir, weights_path) ->
+            Backend`` for a registry network loaded in its own framework (``model``: an
+            ``nn.Module`` when ``spec.framework == "pytorch"``, a ``keras.Model`` otherwise);
+            ``weights_path`` (the file its weights came from) keys caches under ``cache_dir``.
+        write: ``(backend, out_dir, stem, notes) -> [paths]``: the backend's current weights
+            as model files under ``out_dir`` (the native format, and ONNX when possible); a
+            file it cannot write is a line appended to ``notes``.
+    """
+
+    name: str
+    model_format: str
+    sniff: Callable[[Path, tuple[str, ...] | None], bool]
+    takes: Callable[[NetworkSpec], bool]
+    from_file: Callable[[Path, ImageTransform, int], Backend]
+    from_network: Callable[..., Backend]
+    write: Callable[[Backend, Path, str, list[str]], list[Path]]

@@ -16,7 +16,9 @@ keras.applications zoo    tensorflow          the Keras model (weights from the 
 ========================  ==================  ================================================
 
 User models are preprocessed by their ``--dataset``'s documented rule
-(:func:`default_transform`); registry networks by their own.
+(:func:`default_transform`); registry networks by their own. What each backend takes and how it
+builds is its plugin's (:mod:`weightshare.backends.registry`): this module finds the file's
+format or loads the registry network in its own framework, and hands it over.
 """
 
 from __future__ import annotations
@@ -25,6 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from weightshare.backends.registry import (
+    BACKEND_NAMES,
+    STATE_DICT,
+    check_backend,
+    get_plugin,
+    model_format,
+    plugin_for_format,
+)
 from weightshare.errors import UserError, first_line
 from weightshare.networks.inputs import DatasetChoice, head, image_shape, load_npz, parse_dataset
 from weightshare.networks.transforms import (
@@ -33,22 +43,12 @@ from weightshare.networks.transforms import (
     imagenet_transform,
 )
 
-BACKENDS = ("pytorch", "onnxruntime", "tensorflow")
-_NATIVE = {"onnx": "onnxruntime", "keras": "tensorflow", "torchscript": "pytorch"}
-
 
 def as_dataset(dataset) -> DatasetChoice | None:
     """A DatasetChoice from a ``--dataset`` string, a DatasetChoice or None."""
     return (
         dataset if isinstance(dataset, DatasetChoice) or dataset is None else parse_dataset(dataset)
     )
-
-
-def check_backend(backend: str | None) -> str | None:
-    """``backend`` if it is None or one of ``BACKENDS``; UserError otherwise."""
-    if backend is not None and backend not in BACKENDS:
-        raise UserError(f"--backend must be one of {BACKENDS}; got {backend!r}")
-    return backend
 
 
 def is_plain(spec, backend, model, dataset, weights=None) -> bool:
@@ -104,104 +104,76 @@ def build_backend(
 ):
     """The backend for a registry network or a user model (see the module table).
 
+    A ``--model`` file in a backend's own format goes to that backend's ``from_file``; a
+    registry network (or a state dict for its architecture) is loaded in its own framework and
+    handed to the chosen backend's ``from_network``.
+
     Returns:
         (backend, path of the weights or model file).
     """
     backend = check_backend(backend)
     choice = as_dataset(dataset)
     if model is not None:
-        from weightshare.networks.user_models import model_format
-
         fmt = model_format(model)
-        if fmt != "state_dict":
-            return _user_model(fmt, Path(model), backend, choice, threads), Path(model)
+        if fmt != STATE_DICT:
+            plugin = plugin_for_format(fmt)
+            if backend not in (None, plugin.name):
+                _refuse(f"--model {model} ({fmt})", backend, (plugin.name,))
+            transform = default_transform(choice)
+            return plugin.from_file(Path(model), transform, threads), Path(model)
         checkpoint = model
-    if spec.dataset == "fashionmnist":  # --weights is a --checkpoint for these
-        return _fashion(spec, checkpoint or weights, cache_dir, data_dir, threads, backend, choice)
-    if spec.framework == "pytorch":
-        from weightshare.networks import imagenet_torch
-
-        path, entry = imagenet_torch.find_weights(spec, weights or checkpoint)
-        module = imagenet_torch.load_pretrained(spec, path)
-        return torch_module_backend(
-            spec, module, entry.transform, backend, threads, cache_dir, path
-        ), path
-    from weightshare.networks import imagenet_keras
-
-    if backend not in (None, "tensorflow"):
-        _refuse(spec.name, backend, ("tensorflow",), "a keras.applications network")
-    path, entry = imagenet_keras.find_weights(spec, weights or checkpoint)
-    from weightshare.backends.tf_keras import KerasBackend
-
-    keras_model = imagenet_keras.load_pretrained(spec, path)
-    return KerasBackend(keras_model, transform=entry.transform, threads=threads), path
+    name = backend or spec.framework
+    _check_takes(spec, name)
+    source, transform, path = _load_network(spec, checkpoint, weights, cache_dir, data_dir, threads)
+    built = get_plugin(name).from_network(
+        spec, source, transform, threads, cache_dir=cache_dir, weights_path=path
+    )
+    return built, path
 
 
-def torch_module_backend(spec, module, transform, backend, threads, cache_dir=None, path=None):
-    """A PyTorch module (zoo or Fashion-MNIST) on ``pytorch`` or ``onnxruntime``.
+def network_backend(
+    spec, model, transform: ImageTransform, backend, threads: int, cache_dir=None, path=None
+):
+    """Backend ``backend`` (None: the network's own framework) over ``model``, the registry
+    network ``spec`` already loaded in its own framework; ``path``: its weights file (keys the
+    ONNX export cache under ``cache_dir``)."""
+    name = check_backend(backend) or spec.framework
+    _check_takes(spec, name)
+    return get_plugin(name).from_network(
+        spec, model, transform, threads, cache_dir=cache_dir, weights_path=path
+    )
 
-    For ``onnxruntime`` the module is exported to ONNX: cached under ``cache_dir`` by the
-    sha256 of ``path`` when both are given, else written to a temporary file.
+
+def _check_takes(spec, name: str) -> None:
+    if not get_plugin(name).takes(spec):
+        allowed = tuple(n for n in BACKEND_NAMES if get_plugin(n).takes(spec))
+        why = (
+            "a keras.applications network"
+            if spec.framework == "tensorflow"
+            else "a PyTorch network"
+        )
+        _refuse(spec.name, name, allowed, why)
+
+
+def _load_network(spec, checkpoint, weights, cache_dir, data_dir, threads):
+    """``spec`` in its own framework: (model, its preprocessing, its weights file).
+
+    Fashion-MNIST networks are trained first when no weights exist (``--weights`` is a
+    ``--checkpoint`` for these); zoo networks read ``--weights`` or the framework's cache.
     """
-    if backend in (None, "pytorch"):
-        from weightshare.backends.pytorch_fed import FedPyTorchBackend
+    if spec.dataset == "fashionmnist":
+        from weightshare.networks.checkpoints import load_into
+        from weightshare.networks.training import trained_checkpoint
 
-        return FedPyTorchBackend(module, transform=transform, threads=threads)
-    if backend == "onnxruntime":
-        import torch
-
-        from weightshare.backends.ort import OnnxRuntimeBackend
-        from weightshare.networks.onnx_export import cached_onnx, export_onnx
-
-        example = torch.zeros(1, transform.channels, transform.size, transform.size)
-        if cache_dir is not None and path is not None:
-            onnx_path = cached_onnx(module, example, Path(cache_dir), spec.name, Path(path))
-            return OnnxRuntimeBackend(onnx_path, transform=transform, threads=threads)
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            onnx_path = export_onnx(module, example, Path(tmp) / f"{spec.name}.onnx")
-            return OnnxRuntimeBackend(onnx_path.read_bytes(), transform=transform, threads=threads)
-    _refuse(spec.name, backend, ("pytorch", "onnxruntime"), "a PyTorch network")
-    return None
-
-
-def _fashion(spec, checkpoint, cache_dir, data_dir, threads, backend, choice):
-    from weightshare.modes.loading import load_backend
-
-    plain, path = load_backend(spec, checkpoint, cache_dir, data_dir, threads)
-    transform = fashion_mnist_transform(spec.input_size)
-    if backend == "tensorflow":
-        from weightshare.backends.tf_keras import KerasBackend
-        from weightshare.networks.keras_fashion import to_keras
-
-        keras_model = to_keras(plain.model, spec.input_size)
-        return KerasBackend(keras_model, transform=transform, threads=threads), path
-    if backend in (None, "pytorch") and (choice is None or choice.kind == "fashionmnist"):
-        return plain, path
-    return torch_module_backend(
-        spec, plain.model, transform, backend, threads, cache_dir, path
-    ), path
-
-
-def _user_model(fmt: str, path: Path, backend, choice, threads):
-    native = _NATIVE[fmt]
-    if backend not in (None, native):
-        _refuse(f"--model {path} ({fmt})", backend, (native,))
-    transform = default_transform(choice)
-    if fmt == "onnx":
-        from weightshare.backends.ort import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(path, transform=transform, threads=threads)
-    if fmt == "keras":
-        from weightshare.backends.tf_keras import KerasBackend
-        from weightshare.networks.user_models import load_keras_model
-
-        return KerasBackend(load_keras_model(path), transform=transform, threads=threads)
-    from weightshare.backends.pytorch_fed import FedPyTorchBackend
-    from weightshare.networks.user_models import load_torchscript
-
-    return FedPyTorchBackend(load_torchscript(path), transform=transform, threads=threads)
+        path = trained_checkpoint(spec, checkpoint or weights, cache_dir, data_dir, threads)
+        model = load_into(spec.build(), path).eval()
+        return model, fashion_mnist_transform(spec.input_size), path
+    if spec.framework == "pytorch":
+        from weightshare.networks import imagenet_torch as zoo
+    else:
+        from weightshare.networks import imagenet_keras as zoo
+    path, entry = zoo.find_weights(spec, weights or checkpoint)
+    return zoo.load_pretrained(spec, path), entry.transform, path
 
 
 def check_fit(backend, split) -> int:

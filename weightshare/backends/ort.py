@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from weightshare.backends.base import BackendPlugin
 from weightshare.backends.scoring import accuracy_from_logits
 from weightshare.errors import UserError, first_line
 from weightshare.networks.inputs import InputFeeder, default_batch_size
@@ -414,3 +415,49 @@ class OnnxRuntimeBackend:
             if t.name in by_init:
                 t.CopyFrom(numpy_helper.from_array(by_init[t.name], t.name))
         return proto
+
+
+# --- the plugin: user files, registry networks, writing ----------------------------------
+
+
+def _from_file(path: Path, transform: ImageTransform, threads: int) -> OnnxRuntimeBackend:
+    return OnnxRuntimeBackend(path, transform=transform, threads=threads)
+
+
+def _from_network(
+    spec, model, transform: ImageTransform, threads: int, *, cache_dir=None, weights_path=None
+) -> OnnxRuntimeBackend:
+    """A PyTorch registry network exported to ONNX: cached under ``cache_dir`` by the sha256
+    of ``weights_path`` when both are given, else written to a temporary file."""
+    import tempfile
+
+    import torch
+
+    from weightshare.backends.onnx_export import cached_onnx, export_onnx
+
+    example = torch.zeros(1, transform.channels, transform.size, transform.size)
+    if cache_dir is not None and weights_path is not None:
+        onnx_path = cached_onnx(model, example, Path(cache_dir), spec.name, Path(weights_path))
+        return OnnxRuntimeBackend(onnx_path, transform=transform, threads=threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = export_onnx(model, example, Path(tmp) / f"{spec.name}.onnx")
+        return OnnxRuntimeBackend(onnx_path.read_bytes(), transform=transform, threads=threads)
+
+
+def _write(backend: OnnxRuntimeBackend, out: Path, stem: str, notes: list[str]) -> list[Path]:
+    """``<stem>.onnx`` with the current weights."""
+    onnx, _ = _import_ort()
+    path = out / f"{stem}.onnx"
+    onnx.save(backend.current_model(), str(path))
+    return [path]
+
+
+PLUGIN = BackendPlugin(
+    name="onnxruntime",
+    model_format="onnx",
+    sniff=lambda path, members: path.suffix.lower() == ".onnx",
+    takes=lambda spec: spec.framework == "pytorch",
+    from_file=_from_file,
+    from_network=_from_network,
+    write=_write,
+)

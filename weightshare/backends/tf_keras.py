@@ -15,52 +15,20 @@ first use in a process: the first backend's ``threads`` wins.
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import os
-import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
+from weightshare.backends.base import BackendPlugin
 from weightshare.backends.scoring import accuracy_from_logits
-from weightshare.errors import UserError
+from weightshare.errors import UserError, first_line
 from weightshare.networks.inputs import InputFeeder, default_batch_size
+from weightshare.networks.keras_runtime import import_keras
 from weightshare.networks.transforms import ImageTransform
 from weightshare.types import Accuracy, LayerInfo
 from weightshare.validation import check_int
-
-
-def import_keras(threads: int | None = None):
-    """``keras`` on the TensorFlow backend, with TF's intra-op threads set when still possible."""
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None:
-        # TensorFlow and triton (imported by torch.export / the ONNX exporter) both bundle
-        # LLVM: loading triton's library after TensorFlow's segfaults, before it is fine.
-        with contextlib.suppress(Exception):
-            import triton  # noqa: F401
-    try:
-        import keras
-        import tensorflow as tf
-    except ImportError as exc:
-        raise UserError(
-            f"the tensorflow backend needs tensorflow and keras 3 ({exc}); install them with "
-            "'pip install tensorflow-cpu==2.21.0 keras==3.15.1'"
-        ) from None
-    if keras.backend.backend() != "tensorflow":
-        raise UserError(
-            f"the tensorflow backend needs KERAS_BACKEND=tensorflow; got "
-            f"{keras.backend.backend()!r}"
-        )
-    if threads is not None:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:
-            pass  # already initialised in this process: the first setting stays
-    return keras
 
 
 def _kind(layer, keras) -> str | None:
@@ -235,3 +203,63 @@ class KerasBackend:
 
     def n_unclustered(self) -> int:
         return self._n_unclustered
+
+
+# --- the plugin: user files, registry networks, writing ----------------------------------
+
+
+def load_keras_model(path: Path):
+    """A Keras model from ``.keras``/``.h5`` (``safe_mode=True``, not compiled)."""
+    keras = import_keras()
+    try:
+        return keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    except Exception as exc:  # keras raises ValueError, OSError, TypeError, h5py errors ...
+        raise UserError(f"{path} is not a loadable Keras model ({first_line(exc)})") from None
+
+
+def _is_keras(path: Path, members: tuple[str, ...] | None) -> bool:
+    """A ``.keras``/``.h5`` file, or a Keras 3 archive under another name."""
+    if path.suffix.lower() in (".keras", ".h5", ".hdf5"):
+        return True
+    return members is not None and "config.json" in members and "model.weights.h5" in members
+
+
+def _from_file(path: Path, transform: ImageTransform, threads: int) -> KerasBackend:
+    return KerasBackend(load_keras_model(path), transform=transform, threads=threads)
+
+
+def _from_network(spec, model, transform: ImageTransform, threads: int, **_) -> KerasBackend:
+    """A keras.applications network as is; a Fashion-MNIST PyTorch network as its Keras twin
+    (:func:`weightshare.networks.keras_fashion.to_keras`, weights copied)."""
+    if spec.framework == "pytorch":
+        from weightshare.networks.keras_fashion import to_keras
+
+        model = to_keras(model, spec.input_size)
+    return KerasBackend(model, transform=transform, threads=threads)
+
+
+def _write(backend: KerasBackend, out: Path, stem: str, notes: list[str]) -> list[Path]:
+    """``<stem>.keras``; ``<stem>.onnx`` only with tf2onnx installed (else a note)."""
+    native = out / f"{stem}.keras"
+    backend.model.save(str(native))
+    files = [native]
+    try:
+        import tf2onnx  # noqa: F401
+    except ImportError:
+        notes.append("ONNX not written: converting a Keras model needs tf2onnx (not installed)")
+        return files
+    onnx_path = out / f"{stem}.onnx"
+    backend.model.export(str(onnx_path), format="onnx")
+    files.append(onnx_path)
+    return files
+
+
+PLUGIN = BackendPlugin(
+    name="tensorflow",
+    model_format="keras",
+    sniff=_is_keras,
+    takes=lambda spec: spec.framework == "tensorflow" or spec.dataset == "fashionmnist",
+    from_file=_from_file,
+    from_network=_from_network,
+    write=_write,
+)

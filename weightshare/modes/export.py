@@ -15,13 +15,10 @@ select the model. Files go to ``DIR/export/``:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
-import warnings
 from pathlib import Path
 
-from weightshare.errors import UserError, first_line
+from weightshare.errors import UserError
 
 
 def read_k_map(directory: Path) -> tuple[dict[str, int], dict]:
@@ -67,78 +64,15 @@ def read_k_map(directory: Path) -> tuple[dict[str, int], dict]:
 
 
 def _sha256(path: Path) -> str:
-    from weightshare.networks.onnx_export import sha256_file
+    from weightshare.backends.onnx_export import sha256_file
 
     return sha256_file(path)
-
-
-def _write_torch(backend, out: Path, stem: str, notes: list[str]) -> list[Path]:
-    import torch
-
-    from weightshare.networks.onnx_export import export_onnx
-
-    model = backend.model
-    size = backend.input_size
-    channels = getattr(getattr(backend, "transform", None), "channels", 1)
-    example = torch.zeros(1, channels, size, size)
-    files = []
-    if isinstance(model, torch.jit.ScriptModule):
-        native = out / f"{stem}.torchscript.pt"
-        with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.14, still works
-            warnings.simplefilter("ignore", FutureWarning)
-            torch.jit.save(model, str(native))
-        files.append(native)
-        onnx_path = out / f"{stem}.onnx"
-        try:
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    model,
-                    (example,),
-                    str(onnx_path),
-                    dynamo=False,
-                    input_names=["input"],
-                    output_names=["logits"],
-                    dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                    do_constant_folding=False,  # keep BatchNorm apart: weights stay shared
-                )
-            files.append(onnx_path)
-        except Exception as exc:  # TorchScript export support varies by module
-            notes.append(f"ONNX export of the TorchScript module failed ({first_line(exc)})")
-        return files
-    native = out / f"{stem}.pt"
-    torch.save(model.state_dict(), native)
-    files.append(native)
-    files.append(export_onnx(model, example, out / f"{stem}.onnx"))
-    return files
-
-
-def _write_keras(backend, out: Path, stem: str, notes: list[str]) -> list[Path]:
-    native = out / f"{stem}.keras"
-    backend.model.save(str(native))
-    files = [native]
-    try:
-        import tf2onnx  # noqa: F401
-    except ImportError:
-        notes.append("ONNX not written: converting a Keras model needs tf2onnx (not installed)")
-        return files
-    onnx_path = out / f"{stem}.onnx"
-    backend.model.export(str(onnx_path), format="onnx")
-    files.append(onnx_path)
-    return files
-
-
-def _write_onnx(backend, out: Path, stem: str) -> list[Path]:
-    import onnx
-
-    path = out / f"{stem}.onnx"
-    onnx.save(backend.current_model(), str(path))
-    return [path]
 
 
 def run(args: argparse.Namespace) -> dict:
     """Export; print a summary and return ``export.json``'s dict."""
     from weightshare.backends.ort import OnnxRuntimeBackend
+    from weightshare.backends.registry import get_plugin
     from weightshare.dse.clustering import ClusterCache
     from weightshare.modes.loading import load_backend, load_splits, model_options
     from weightshare.networks import get_network
@@ -179,12 +113,7 @@ def run(args: argparse.Namespace) -> dict:
     notes: list[str] = []
     try:
         shared = backend.evaluate(search)
-        if backend.name == "onnxruntime":
-            files = _write_onnx(backend, out, stem)
-        elif backend.name == "tensorflow":
-            files = _write_keras(backend, out, stem, notes)
-        else:
-            files = _write_torch(backend, out, stem, notes)
+        files = get_plugin(backend.name).write(backend, out, stem, notes)
     finally:
         backend.restore()
     result = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from weightshare.networks.checkpoints import checkpoint_dir, find_checkpoint, load_into
+from weightshare.networks.checkpoints import load_into
 from weightshare.networks.registry import NetworkSpec
 
 
@@ -41,6 +41,7 @@ def load_backend(
     """
     from weightshare.backends.factory import build_backend, is_plain
     from weightshare.backends.pytorch import PyTorchBackend
+    from weightshare.networks.training import trained_checkpoint
 
     if not is_plain(spec, backend, model, dataset, weights):
         return build_backend(
@@ -54,23 +55,7 @@ def load_backend(
             weights=weights,
             dataset=dataset,
         )
-    path = find_checkpoint(spec.name, checkpoint, cache_dir)
-    if path is None:
-        from weightshare.networks.datasets import load_split
-        from weightshare.networks.training import train
-
-        print(
-            f"no trained weights for {spec.name}: training it now ({spec.recipe.epochs} epochs, "
-            f"checkpoints in {checkpoint_dir(cache_dir, spec.name)})"
-        )
-        logs = train(
-            spec,
-            load_split("train", data_dir),
-            load_split("search", data_dir),
-            checkpoint_dir(cache_dir, spec.name),
-            threads=threads,
-        )
-        path = Path(logs[-1].checkpoint)
+    path = trained_checkpoint(spec, checkpoint, cache_dir, data_dir, threads)
     model = load_into(spec.build(), path)
     return PyTorchBackend(model, spec.input_size, threads=threads), path
 
@@ -103,9 +88,9 @@ def load_splits(
     if choice is None:
         native = spec.dataset
         if model is not None:
-            from weightshare.networks.user_models import model_format
+            from weightshare.backends.registry import STATE_DICT, model_format
 
-            native = "fashionmnist" if model_format(model) != "state_dict" else spec.dataset
+            native = "fashionmnist" if model_format(model) != STATE_DICT else spec.dataset
         choice = DatasetChoice(native)
     search = load_dataset_split(choice, "search", data_dir, dataset_scale)
     holdout = load_dataset_split(choice, "holdout", data_dir)

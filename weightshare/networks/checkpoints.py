@@ -15,7 +15,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from weightshare.errors import UserError
+from weightshare.errors import UserError, first_line
 
 BASELINE_DIR = Path(__file__).resolve().parents[2] / "baselines"
 _CHECKPOINT_RE = re.compile(r"^(\d+)_([0-9.eE+-]+)\.pt$")
@@ -84,8 +84,7 @@ def load_state_dict(path: Path) -> dict:
             "with torch.save(model.state_dict(), path) and pass that file"
         ) from None
     except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path} is not a loadable state dict ({first})") from None
+        raise UserError(f"{path} is not a loadable state dict ({first_line(exc)})") from None
     if (
         not isinstance(state, dict)
         or not state

@@ -17,7 +17,7 @@ from weightshare.errors import UserError, first_line
 
 
 def _app(name: str, **kwargs):
-    from weightshare.backends.tf_keras import import_keras
+    from weightshare.networks.keras_runtime import import_keras
 
     keras = import_keras()
     return getattr(keras.applications, name)(weights=None, classes=1000, **kwargs)

@@ -170,8 +170,8 @@ def to_keras(module, input_size: int):
     Returns:
         ``keras.Model`` taking float32 (N, S, S, 1) and returning logits (N, classes).
     """
-    from weightshare.backends.tf_keras import import_keras
     from weightshare.errors import UserError
+    from weightshare.networks.keras_runtime import import_keras
     from weightshare.networks.lenet import LeNet5, LeNet300
     from weightshare.networks.mobilenetv2_small import MobileNetV2Small
     from weightshare.networks.resnet_cifar import ResNetCifar

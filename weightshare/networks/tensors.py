@@ -17,3 +17,27 @@ def images_to_tensor(images: np.ndarray, input_size: int) -> torch.Tensor:
     if pad:
         x = torch.nn.functional.pad(x, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))
     return x.sub_(PIXEL_MEAN).div_(PIXEL_STD)
+
+
+class SplitTensors:
+    """The Fashion-MNIST input of a split as one tensor, built once per split and kept.
+
+    A feeder of :class:`~weightshare.backends.pytorch.PyTorchBackend`: :meth:`batches` yields
+    slices of :func:`images_to_tensor`'s float32 (N, 1, S, S) tensor.
+
+    Args:
+        input_size: side ``S`` of the square input (28 or 32).
+    """
+
+    def __init__(self, input_size: int) -> None:
+        self.input_size = input_size
+        self._cache: dict[tuple[str, int], torch.Tensor] = {}
+
+    def batches(self, split, batch_size: int):
+        """float32 (batch, 1, S, S) slices of the split's input, in order."""
+        key = (split.name, len(split))
+        if key not in self._cache:
+            self._cache[key] = images_to_tensor(split.images, self.input_size)
+        x = self._cache[key]
+        for start in range(0, len(x), batch_size):
+            yield x[start : start + batch_size]

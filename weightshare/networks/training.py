@@ -18,7 +18,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from weightshare.networks.datasets import Split
+from weightshare.networks.checkpoints import checkpoint_dir, find_checkpoint
+from weightshare.networks.datasets import Split, load_split
 from weightshare.networks.registry import NetworkSpec, TrainRecipe
 from weightshare.networks.tensors import images_to_tensor
 
@@ -181,3 +182,30 @@ def train(
 
     fit(model, x, y, recipe, generator, on_epoch=end_of_epoch, desc=spec.name, progress=progress)
     return logs
+
+
+def trained_checkpoint(
+    spec: NetworkSpec, checkpoint, cache_dir: Path, data_dir, threads: int
+) -> Path:
+    """The weights file of a Fashion-MNIST registry network, training it first if none exists.
+
+    Weights come from :func:`~weightshare.networks.checkpoints.find_checkpoint` (``checkpoint``,
+    the committed baseline, or the newest one under ``cache_dir``); when there are none, the
+    network is trained with its documented recipe (as ``--mode train`` would) and the last
+    epoch's file is returned.
+    """
+    path = find_checkpoint(spec.name, checkpoint, cache_dir)
+    if path is not None:
+        return path
+    print(
+        f"no trained weights for {spec.name}: training it now ({spec.recipe.epochs} epochs, "
+        f"checkpoints in {checkpoint_dir(cache_dir, spec.name)})"
+    )
+    logs = train(
+        spec,
+        load_split("train", data_dir),
+        load_split("search", data_dir),
+        checkpoint_dir(cache_dir, spec.name),
+        threads=threads,
+    )
+    return Path(logs[-1].checkpoint)
