@@ -32,6 +32,7 @@ MODES = {
     "export": "weightshare.modes.export",
     "prune": "weightshare.modes.prune",
     "deep_compression": "weightshare.modes.deep_compression",
+    "profile": "weightshare.modes.profile",
 }
 DEFAULT_MODE = "exploration"  # the seed's default
 
