@@ -9,6 +9,7 @@ from tests.conftest import ROOT
 from weightshare.codecs.coders import CODER_NAMES, CODERS, get_coder
 from weightshare.codecs.residual.codecs import MODEL_DECODERS as RESIDUAL_DECODERS
 from weightshare.codecs.residual.codecs import RESIDUAL_CODECS
+from weightshare.codecs.sparse import MODEL_DECODERS as SPARSE_DECODERS
 from weightshare.codecs.tensors import MODEL_DECODERS, TENSOR_CODECS, get_tensor_codec
 
 
@@ -29,7 +30,7 @@ def test_every_registered_tensor_codec_resolves_under_its_name(name):
 
 
 def test_every_tensor_codec_defined_is_registered():
-    assert set(TENSOR_CODECS) == set(MODEL_DECODERS) | set(RESIDUAL_DECODERS)
+    assert set(TENSOR_CODECS) == set(MODEL_DECODERS) | set(RESIDUAL_DECODERS) | set(SPARSE_DECODERS)
     assert set(RESIDUAL_DECODERS) == set(RESIDUAL_CODECS)
     assert get_tensor_codec("lzma") is None
 

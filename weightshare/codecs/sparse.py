@@ -25,7 +25,7 @@ import numpy as np
 from weightshare.codecs.codebook import CODEBOOK_DTYPES, decode_codebook, encode_codebook
 from weightshare.codecs.coders import CODER_NAMES, decode_indices, encode_indices
 from weightshare.codecs.container import FormatError, TensorEntry, TensorPayload
-from weightshare.codecs.tensors import TENSOR_CODECS, _param_choice, _param_int
+from weightshare.codecs.tensors import _param_choice, _param_int
 from weightshare.errors import UserError
 from weightshare.types import K_MAX, SharedWeights
 
@@ -184,4 +184,5 @@ class SparseSharedCodec:
         return out.reshape(entry.shape)
 
 
-TENSOR_CODECS.setdefault(SparseSharedCodec.name, SparseSharedCodec())
+MODEL_DECODERS = {SparseSharedCodec.name: SparseSharedCodec()}
+"""The decoder of this module's codec (registered in ``tensors.TENSOR_CODECS``)."""

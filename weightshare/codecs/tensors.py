@@ -8,6 +8,7 @@
 
 Every codec a manifest may name is registered in :data:`TENSOR_CODECS` (name -> the module whose
 ``MODEL_DECODERS`` holds its decoder, imported when a file uses it): ``raw`` and ``shared`` here,
+``sparse_shared`` in :mod:`weightshare.codecs.sparse`,
 the residual ones in :mod:`weightshare.codecs.residual.codecs`. The container does not change.
 """
 
@@ -189,6 +190,7 @@ MODEL_DECODERS: dict[str, TensorCodec] = {c.name: c for c in (RawCodec(), Shared
 TENSOR_CODECS: dict[str, str] = {
     "raw": "weightshare.codecs.tensors",
     "shared": "weightshare.codecs.tensors",
+    "sparse_shared": "weightshare.codecs.sparse",
     "fp16": "weightshare.codecs.residual.codecs",
     "res_fp16": "weightshare.codecs.residual.codecs",
     "res_grid": "weightshare.codecs.residual.codecs",
