@@ -74,11 +74,15 @@ class LayerInfo:
         name: canonical name, unique within the model (e.g. ``layer1.0.conv1``).
         shape: weight shape in the canonical layout.
         kind: one of ``LAYER_KINDS``.
+        weight_name: the model file's own name of the weight where it differs in kind from
+            ``name`` (the ONNX initializer, e.g. ``sequential_1/dense_1/Cast/ReadVariableOp:0``
+            for ``dense_1``), else None; reported so a user can map a layer back. Not compared.
     """
 
     name: str
     shape: tuple[int, ...]
     kind: str
+    weight_name: str | None = field(default=None, compare=False)
 
     @property
     def n_weights(self) -> int:

@@ -172,6 +172,96 @@ def test_gemm_matmul_and_grouped_conv_layouts_are_canonical():
     assert backend.transform.channels == 3 and backend.layout == "NCHW"
 
 
+def tf_style_names(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of a torch.onnx export of a LeNet-style network named the way tf2onnx names a
+    Keras model: weight ``conv1.weight`` -> ``sequential_1/conv1/Cast/ReadVariableOp:0``, bias
+    ``-> .../BiasAdd/ReadVariableOp:0``, their node ``sequential_1/conv1/convolution`` (Conv)
+    or ``sequential_1/fc1/MatMul`` (Gemm)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    renamed = {}
+    for t in out.graph.initializer:
+        layer, _, param = t.name.rpartition(".")
+        if param in ("weight", "bias"):
+            what = "Cast" if param == "weight" else "BiasAdd"
+            renamed[t.name] = f"sequential_1/{layer}/{what}/ReadVariableOp:0"
+            t.name = renamed[t.name]
+    for node in out.graph.node:
+        for i, name in enumerate(node.input):
+            if name in renamed:
+                node.input[i] = renamed[name]
+        if node.op_type in ("Conv", "Gemm") and node.input[1] in renamed.values():
+            layer = node.input[1].split("/")[1]
+            op = "convolution" if node.op_type == "Conv" else "MatMul"
+            node.name = f"sequential_1/{layer}/{op}"
+    return out
+
+
+def test_keras_style_onnx_names_are_the_layers_own(onnx_files, small_search):
+    """Issue 15: ``sequential_1/dense_1/Cast/ReadVariableOp:0`` is listed as ``dense_1``."""
+    path, model, spec = onnx_files["lenet5_fashionmnist"]
+    tf_proto = tf_style_names(onnx.load(str(path)))
+    transform = fashion_mnist_transform(spec.input_size)
+    backend = OnnxRuntimeBackend(tf_proto, transform=transform, threads=1)
+    names = ["conv1", "conv2", "fc1", "fc2", "fc3"]
+    assert [x.name for x in backend.layers()] == names
+    assert [x.name for x in PyTorchBackend(model, spec.input_size).layers()] == names
+    assert [x.weight_name for x in backend.layers()] == [
+        f"sequential_1/{n}/Cast/ReadVariableOp:0" for n in names
+    ]
+    original = OnnxRuntimeBackend(path, transform=transform, threads=1)
+    assert [x.weight_name for x in original.layers()] == [f"{n}.weight" for n in names]
+    # the same weights under the new names: same scores, same swaps, same exported graph
+    assert np.array_equal(
+        backend.evaluate(small_search).correct, original.evaluate(small_search).correct
+    )
+    new = np.zeros_like(backend.get_weights("fc3"))
+    for b in (backend, original):
+        b.set_weights({"fc3": new})
+    assert np.array_equal(
+        backend.evaluate(small_search).correct, original.evaluate(small_search).correct
+    )
+    exported = {t.name: t for t in backend.current_model().graph.initializer}
+    weight = numpy_helper.to_array(exported["sequential_1/fc3/Cast/ReadVariableOp:0"])
+    assert not weight.any() and weight.shape == original.get_weights("fc3").shape
+
+
+def test_helper_graph_with_tensorflow_names():
+    """A graph built with onnx.helper whose initializers and nodes carry tf2onnx names."""
+    rng = np.random.default_rng(1)
+    conv_w = rng.normal(size=(4, 1, 3, 3)).astype(np.float32)
+    dense_w = rng.normal(size=(4 * 6 * 6, 3)).astype(np.float32)
+    conv_init = "const_fold_opt__12"  # a folded (transposed) Keras kernel
+    dense_init = "sequential_1/dense_1/Cast/ReadVariableOp:0"
+    nodes = [
+        helper.make_node("Conv", ["x", conv_init], ["a"], name="sequential_1/conv2d_1/Conv2D"),
+        helper.make_node("Flatten", ["a"], ["f"], name="sequential_1/flatten_1/Reshape"),
+        helper.make_node("MatMul", ["f", dense_init], ["y"], name="sequential_1/dense_1/MatMul"),
+    ]
+    inits = [
+        numpy_helper.from_array(conv_w, conv_init),
+        numpy_helper.from_array(dense_w, dense_init),
+    ]
+    model = _graph_model(
+        nodes,
+        inits,
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8]),
+        helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3]),
+    )
+    assert find_layers(model) == [
+        ("conv2d_1", conv_init, "conv", False),
+        ("dense_1", dense_init, "linear", True),
+    ]
+    backend = OnnxRuntimeBackend(model, transform=fashion_mnist_transform(8), threads=1)
+    assert [(x.name, x.weight_name) for x in backend.layers()] == [
+        ("conv2d_1", conv_init),
+        ("dense_1", dense_init),
+    ]
+    assert np.array_equal(backend.get_weights("dense_1"), dense_w.T)
+    with pytest.raises(UserError, match="unknown layer 'sequential_1/dense_1/Cast"):
+        backend.get_weights(dense_init)
+
+
 def test_a_graph_without_clusterable_layers_is_refused():
     bias = numpy_helper.from_array(np.ones(3, np.float32), "b")
     model = _graph_model(

@@ -67,3 +67,39 @@ def test_a_user_onnx_model_goes_through_exploration_and_export(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     exported = json.loads((out / "export" / "export.json").read_text())
     assert exported["accuracy_search"] == exported["accuracy_search_onnx"]
+
+
+@pytest.mark.slow
+def test_a_keras_named_onnx_model_is_explored_and_exported_by_layer_name(tmp_path):
+    """tf2onnx names (``sequential_1/fc1/Cast/ReadVariableOp:0``): results.json lists ``fc1``
+    with the initializer beside it, and the export writes the shared weights back there."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from tests.backends.test_ort import tf_style_names
+
+    spec = get_network("lenet5_fashionmnist")
+    model = load_into(spec.build(), BASELINE_DIR / "lenet5_fashionmnist.pt").eval()
+    torch_file = export_onnx(model, torch.zeros(1, 1, 28, 28), tmp_path / "torch.onnx")
+    onnx_file = tmp_path / "keras.onnx"
+    onnx.save(tf_style_names(onnx.load(str(torch_file))), str(onnx_file))
+    out = tmp_path / "run"
+    proc = run_main("--model", str(onnx_file), "--log_file", str(out), *SMALL)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((out / "results.json").read_text())
+    names = ["conv1", "conv2", "fc1", "fc2", "fc3"]
+    assert [(x["name"], x["weight_name"]) for x in doc["layers"]] == [
+        (n, f"sequential_1/{n}/Cast/ReadVariableOp:0") for n in names
+    ]
+    best = doc["best"]["k_per_layer"]
+    assert best and set(best) <= set(names)
+    proc = run_main("--mode", "export", "--model", str(onnx_file), "--log_file", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exported = json.loads((out / "export" / "export.json").read_text())
+    assert exported["k_per_layer"] == best
+    assert exported["accuracy_search"] == exported["accuracy_search_onnx"]
+    graph = onnx.load(str(out / "export" / "keras.onnx")).graph
+    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for name, k in best.items():
+        assert len(np.unique(weights[f"sequential_1/{name}/Cast/ReadVariableOp:0"])) <= k

@@ -4,8 +4,10 @@ Clusterable layers are float32 initializers used as the weight of ``Conv`` (grou
 depthwise included), ``Gemm`` or ``MatMul`` (a constant right-hand side). Canonical layout
 (axis 0 = output channel): Conv weights are already ``(out, in/groups, kh, kw)``; a Gemm weight
 is ``(out, in)`` with ``transB=1`` and transposed from ``(in, out)`` otherwise; a MatMul weight
-``(in, out)`` is transposed. Canonical names drop a trailing ``.weight`` (so a PyTorch export
-lists the same names as the PyTorch backend).
+``(in, out)`` is transposed. Canonical names come from :mod:`.onnx_names`: a PyTorch export's
+``conv1.weight`` is ``conv1`` (the PyTorch backend's name), a Keras/TensorFlow export's
+``sequential_1/dense_1/Cast/ReadVariableOp:0`` consumed by node ``sequential_1/dense_1/MatMul``
+is ``dense_1``; :meth:`OnnxRuntimeBackend.initializer_names` maps them back.
 
 Two ways to swap weights (``swap=``), measured on 2 busy cores (bench/bench_backends.py and
 docs/backends.md have the figures):
@@ -35,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from weightshare.backends.base import BackendPlugin
+from weightshare.backends.onnx_names import layer_names
 from weightshare.backends.scoring import accuracy_from_logits
 from weightshare.errors import UserError, first_line
 from weightshare.networks.inputs import InputFeeder, default_batch_size
@@ -100,6 +103,7 @@ def find_layers(model) -> list[tuple[str, str, str, bool]]:
     inits = {t.name: t for t in model.graph.initializer}
     roles: dict[str, set[tuple[str, bool]]] = {}
     order: list[str] = []
+    node_names: dict[str, str] = {}  # initializer -> its first consuming node's name
     other_use: set[str] = set()
     for node in model.graph.node:
         role = None
@@ -126,17 +130,12 @@ def find_layers(model) -> list[tuple[str, str, str, bool]]:
                 continue
             if name not in roles:
                 order.append(name)
+                node_names[name] = node.name
             roles.setdefault(name, set()).add((kind, transposed))
-    found = []
-    for init_name in order:
-        if len(roles[init_name]) != 1 or init_name in other_use:
-            continue  # shared with another use or layout: not safe to cluster
-        kind, transposed = next(iter(roles[init_name]))
-        canonical = init_name[: -len(".weight")] if init_name.endswith(".weight") else init_name
-        found.append((canonical, init_name, kind, transposed))
-    if len({c for c, *_ in found}) != len(found):  # stripping made names collide
-        found = [(i, i, k, t) for _, i, k, t in found]
-    return found
+    # shared with another use or layout: not safe to cluster
+    kept = [i for i in order if len(roles[i]) == 1 and i not in other_use]
+    names = layer_names([(node_names[i], i) for i in kept])
+    return [(name, i, *next(iter(roles[i]))) for name, i in zip(names, kept, strict=True)]
 
 
 def _count_float_constants(model, exclude: set[str]) -> int:
@@ -212,8 +211,8 @@ class OnnxRuntimeBackend:
             tensor.raw_data = raw
         self._pristine_raw = {c: inits[i].raw_data for c, i, _, _ in found}
         self._layers = [
-            LayerInfo(c, self._canonical(c, self._pristine[c]).shape, kind)
-            for c, _, kind, _ in found
+            LayerInfo(c, self._canonical(c, self._pristine[c]).shape, kind, weight_name=i)
+            for c, i, kind, _ in found
         ]
         self._n_unclustered = _count_float_constants(self.proto, {i for _, i, _, _ in found})
         self._current: dict[str, np.ndarray] = {}  # canonical name -> stored-layout array

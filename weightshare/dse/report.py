@@ -66,6 +66,7 @@ def results(
 ) -> dict:
     """The ``results.json`` document."""
     base = {f"accuracy_{split}": rec.accuracy for split, rec in outcome.baseline.items()}
+    weight_names = {layer.name: layer.weight_name for layer in driver.info.layers}
     status = "interrupted" if outcome.interrupted else ("ok" if outcome.best else "infeasible")
     return {
         "network": network,
@@ -86,6 +87,7 @@ def results(
         "layers": [
             {
                 "name": name,
+                **({"weight_name": weight_names[name]} if weight_names.get(name) else {}),
                 "n_weights": n,
                 "explored": name in driver.grids,
                 "options": [

@@ -190,6 +190,7 @@ def run(config: EvaluateConfig) -> dict:
         rows.append(
             {
                 "name": layer.name,
+                **({"weight_name": layer.weight_name} if layer.weight_name else {}),
                 "kind": layer.kind,
                 "n_weights": layer.n_weights,
                 "k": None if sw is None else sw.k,
