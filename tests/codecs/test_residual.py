@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tests.codecs.test_hostile import join, split
+from tests.codecs.test_hostile import HYPOTHESIS, _Files, _set, join, json_values, split
 from weightshare.codecs import FormatError, decode_model
 from weightshare.codecs.container import HEADER, TensorPayload, read_container, write_container
 from weightshare.codecs.residual import (
@@ -21,6 +21,7 @@ from weightshare.codecs.residual import (
     buckets,
     decode_residual,
     encode_residual,
+    fingerprint,
     intdelta,
     varbits,
 )
@@ -417,6 +418,82 @@ def test_fuzz_findings_are_format_errors():
         with pytest.raises(FormatError) as info:
             decode_residual(join(document, payload), reference)
         assert str(info.value) == message
+
+
+RESIDUAL_FIELDS = (
+    "name",
+    "shape",
+    "dtype",
+    "codec",
+    "params",
+    "chunks",
+    "params.step_exp",
+    "params.level_bits",
+    "chunks.0.bytes",
+    "chunks.1.bytes",
+    "chunks.0.kind",
+    "shape.0",
+    "shape.-1",
+)
+RESIDUAL_VALUES = json_values | st.sampled_from(
+    [*RESIDUAL_CODECS, *METHOD_NAMES, [0] + [2**40] * 7, [2**40] * 2, [-1], [1] * 9]
+)
+
+
+@pytest.fixture(scope="module")
+def residual_files() -> _Files:
+    prev, cur = _walk(3, n=400)
+    return _Files({m: encode_residual(cur, prev, method=m) for m in METHOD_NAMES})
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+@settings(HYPOTHESIS, max_examples=30)
+@given(data=st.data())
+def test_crafted_residual_manifests_give_user_errors(residual_files, method, data):
+    """Seeded fuzz of the manifest (tensor fields and meta.residual): a UserError or a decode,
+    never another exception; the reference is the true one, none, or zeros of the declared
+    shapes with a matching fingerprint (so the codecs themselves are reached)."""
+    document, payload = split(residual_files[method])
+    tensor = document["tensors"][data.draw(st.integers(0, len(document["tensors"]) - 1))]
+    for _ in range(data.draw(st.integers(1, 3))):
+        if data.draw(st.integers(0, 5)) == 0:
+            key = data.draw(st.sampled_from(["method", "lossless", "reference_sha256"]))
+            document["meta"]["residual"][key] = data.draw(RESIDUAL_VALUES)
+        else:
+            _set(tensor, data.draw(st.sampled_from(RESIDUAL_FIELDS)), data.draw(RESIDUAL_VALUES))
+    prev, _ = _walk(3, n=400)
+    references = [None, prev]
+    zeros = _zeros_like_manifest(document)
+    if zeros is not None:
+        references.append(zeros)
+        if isinstance(document["meta"].get("residual"), dict):
+            document["meta"]["residual"]["reference_sha256"] = fingerprint(zeros)
+    for reference in references:
+        try:
+            decode_residual(join(document, payload), reference)
+        except UserError as exc:
+            assert str(exc) and "\n" not in str(exc)
+
+
+def _zeros_like_manifest(document: dict) -> dict | None:
+    """Zeros of every declared (valid, small) shape and dtype, or None."""
+    from weightshare.codecs.container import DTYPES
+
+    out = {}
+    for entry in document["tensors"]:
+        shape, dtype = entry.get("shape"), entry.get("dtype")
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 4096 for d in shape
+        ):
+            return None
+        if len(shape) > 8 or int(np.prod(shape, dtype=object)) > 1 << 16:
+            return None
+        if not isinstance(entry.get("name"), str) or not isinstance(dtype, str):
+            return None
+        if dtype not in DTYPES:
+            return None
+        out[entry["name"]] = np.zeros(shape, DTYPES[dtype].newbyteorder("="))
+    return out
 
 
 def test_a_plain_model_file_is_not_a_residual_file():
