@@ -21,6 +21,7 @@ def test_fpgm_checkpoint_is_smaller_and_other_modes_load_it(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads((out / "prune.json").read_text())
     assert doc["channels"] == {"conv1": 3, "conv2": 8}
+    assert doc["accuracy_reloaded"] == doc["accuracy_after"]
     state = torch.load(out / "pruned.pt", weights_only=True)
     assert state["conv2.weight"].shape == (8, 3, 5, 5) and state["fc1.weight"].shape == (120, 200)
     assert doc["parameters_after"] == sum(v.numel() for v in state.values())
@@ -49,6 +50,7 @@ def test_magnitude_checkpoint_has_the_requested_zeros_and_no_masks(tmp_path):
     doc = json.loads((out / "prune.json").read_text())
     assert doc["weights_kept"] == 235200 - round(0.95 * 235200) + 3000 + 1000
     assert len(doc["rounds"]) == 2
+    assert doc["accuracy_reloaded"] == doc["accuracy_after"]
 
 
 @pytest.mark.parametrize(

@@ -113,8 +113,8 @@ def run(config: PruneConfig) -> dict:
         )
     }
 
-    def scores() -> dict[str, float]:
-        return {name: accuracy(model, *xy) for name, xy in evals.items()}
+    def scores(m=None) -> dict[str, float]:
+        return {name: accuracy(model if m is None else m, *xy) for name, xy in evals.items()}
 
     def n_params() -> int:
         return sum(p.numel() for p in model.parameters())
@@ -174,6 +174,8 @@ def run(config: PruneConfig) -> dict:
     if config.method == "fpgm":
         doc["architecture"] = str(write_architecture(config.out, spec.name, doc["channels"]))
     doc["checkpoint"] = str(config.out)
+    # the file as every other mode will load it (architecture JSON included) scores the same
+    doc["accuracy_reloaded"] = scores(load_into(spec.build(), config.out))
     config.log_file.mkdir(parents=True, exist_ok=True)
     (config.log_file / "prune.json").write_text(json.dumps(doc, indent=2))
     before, after = doc["accuracy_before"], doc["accuracy_after"]
