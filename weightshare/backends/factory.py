@@ -122,13 +122,9 @@ def build_backend(
             transform = default_transform(choice)
             return plugin.from_file(Path(model), transform, threads), Path(model)
         checkpoint = model
-    name = backend or spec.framework
-    _check_takes(spec, name)
+    _check_takes(spec, backend or spec.framework)  # before loading: a refusal costs nothing
     source, transform, path = _load_network(spec, checkpoint, weights, cache_dir, data_dir, threads)
-    built = get_plugin(name).from_network(
-        spec, source, transform, threads, cache_dir=cache_dir, weights_path=path
-    )
-    return built, path
+    return network_backend(spec, source, transform, backend, threads, cache_dir, path), path
 
 
 def network_backend(
