@@ -29,4 +29,4 @@ fi
 psql="psql -h 127.0.0.1 -p $port -U postgres -q -t"
 $psql -c "SELECT 1 FROM pg_database WHERE datname = 'weightshare_test'" | grep -q 1 \
   || $psql -c "CREATE DATABASE weightshare_test" >/dev/null
-echo "postgresql+psycopg2://postgres@127.0.0.1:$port/weightshare_test"
+echo "postgresql://postgres@127.0.0.1:$port/weightshare_test"

@@ -3,6 +3,7 @@ scripts/test.sh runs): a second machine joining the same study re-evaluates noth
 
 import json
 import os
+import re
 import uuid
 
 import pytest
@@ -13,6 +14,11 @@ URL = os.environ.get("WEIGHTSHARE_TEST_POSTGRES")
 pytestmark = pytest.mark.skipif(
     not URL, reason="needs the server of scripts/postgres.sh (scripts/test.sh starts it)"
 )
+
+
+def test_the_server_url_has_the_readmes_form():
+    # postgresql://USER@HOST:PORT/DB, no driver spelled: SQLAlchemy picks psycopg 3 for it
+    assert re.fullmatch(r"postgresql://\w+@[\d.]+:\d+/\w+", URL), URL
 
 
 def test_two_machines_share_one_study_through_postgresql(tmp_path):

@@ -138,6 +138,20 @@ def test_bad_input_is_one_line(tmp_path, args, message):
     assert not (tmp_path / "run").exists()  # refused before the log directory is made
 
 
+def test_a_postgresql_url_of_the_readmes_form_reaches_its_server(tmp_path):
+    """``postgresql://`` maps to psycopg 3, which is installed: the error is about the server
+    (nothing listens on port 1), not a missing driver, and no log directory is left."""
+    url = "postgresql://postgres@127.0.0.1:1/weightshare"
+    out = tmp_path / "run"
+    args = ["--mode", "exploration", "--workers", "0", "--log_file", str(out), "--storage", url]
+    line = one_line_error(run_main(*args))
+    assert line == (
+        f"error: cannot open --storage {url!r} (connection failed: connection to server at "
+        '"127.0.0.1", port 1 failed: Connection refused)'
+    )
+    assert not out.exists()
+
+
 def test_an_unwritable_log_dir_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -15,6 +15,7 @@ whose driver stopped beating are failed as stale, never the trials of another li
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -80,7 +81,8 @@ def open_storage(
             )
         return optuna.storages.get_storage(rdb)  # with Optuna's trial cache, as create_study does
     except Exception as exc:  # sqlalchemy/optuna raise many types for a bad URL
-        raise UserError(f"cannot open --storage {url!r} ({first_line(exc)})") from None
+        reason = re.sub(r"^\([\w.]+\) ", "", first_line(exc))  # SQLAlchemy's "(module.Error) "
+        raise UserError(f"cannot open --storage {url!r} ({reason})") from None
 
 
 class TrialStore:
