@@ -33,6 +33,7 @@ MODES = {
     "prune": "weightshare.modes.prune",
     "deep_compression": "weightshare.modes.deep_compression",
     "profile": "weightshare.modes.profile",
+    "partial_update": "weightshare.modes.partial_update",
 }
 DEFAULT_MODE = "exploration"  # the seed's default
 

@@ -9,7 +9,8 @@
 Every codec a manifest may name is registered in :data:`TENSOR_CODECS` (name -> the module whose
 ``MODEL_DECODERS`` holds its decoder, imported when a file uses it): ``raw`` and ``shared`` here,
 ``sparse_shared`` in :mod:`weightshare.codecs.sparse`,
-the residual ones in :mod:`weightshare.codecs.residual.codecs`. The container does not change.
+the residual ones in :mod:`weightshare.codecs.residual.codecs`, ``pu_delta`` (partial-update
+files) in :mod:`weightshare.codecs.update`. The container does not change.
 """
 
 from __future__ import annotations
@@ -195,6 +196,7 @@ TENSOR_CODECS: dict[str, str] = {
     "res_fp16": "weightshare.codecs.residual.codecs",
     "res_grid": "weightshare.codecs.residual.codecs",
     "res_int": "weightshare.codecs.residual.codecs",
+    "pu_delta": "weightshare.codecs.update",
 }
 """The registration of every tensor codec: name -> module whose ``MODEL_DECODERS`` decodes it."""
 
