@@ -13,10 +13,10 @@ from weightshare.codecs.residual import fingerprint
 from weightshare.errors import UserError
 from weightshare.networks import get_network
 from weightshare.networks.datasets import Split
+from weightshare.networks.registry import TrainRecipe
 from weightshare.networks.tensors import images_to_tensor
 from weightshare.networks.training import accuracy
 from weightshare.updating.driver import UpdateSettings, load_state, run_method, settings_json
-from weightshare.updating.masked_training import StepRecipe
 from weightshare.updating.replay import replay
 from weightshare.updating.report import write_json
 from weightshare.updating.schedule import RoundSchedule
@@ -36,7 +36,7 @@ SETTINGS = UpdateSettings(
     ratio=0.01,
     lam=0.5,
     schedule=RoundSchedule(200, 200, 3, seed=0),
-    recipe=StepRecipe(epochs=1, lr=5e-3, batch_size=64),
+    recipe=TrainRecipe(epochs=1, batch_size=64, lr=0.05),
 )
 
 
@@ -86,7 +86,9 @@ def test_grid16_rounds_replay_exactly_and_cost_less(tmp_path, tiny):
 
 
 def test_nothing_is_sent_when_the_update_does_not_help(tmp_path, tiny):
-    frozen = replace(SETTINGS, recipe=StepRecipe(epochs=1, lr=1e-12, batch_size=64))
+    frozen = replace(
+        SETTINGS, recipe=TrainRecipe(epochs=1, batch_size=64, lr=1e-12, weight_decay=0.0)
+    )
     records = _run(tmp_path, tiny, ("fu",), frozen)
     assert all(r.skipped and r.bytes_sent == 0 for r in records)
     assert len({r.device_sha256 for r in records}) == 1

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 from weightshare.networks.lenet import LeNet300
+from weightshare.networks.registry import TrainRecipe
 from weightshare.updating import selection
-from weightshare.updating.masked_training import StepRecipe, train_step
+from weightshare.updating.masked_training import train_step
 
 
 def _data():
@@ -28,7 +29,7 @@ def test_frozen_entries_keep_their_anchor_and_biases_train():
         model,
         x,
         y,
-        StepRecipe(1, 1e-2, 16),
+        TrainRecipe(epochs=1, batch_size=16, lr=0.05),
         torch.Generator().manual_seed(2),
         masks=masks,
         anchor=anchor,
@@ -46,11 +47,11 @@ def test_contributions_are_deterministic_and_mostly_positive():
         torch.manual_seed(0)
         model = LeNet300()
         x, y = _data()
-        _, local = train_step(
+        local = train_step(
             model,
             x,
             y,
-            StepRecipe(2, 1e-3, 16),
+            TrainRecipe(epochs=2, batch_size=16, lr=0.01),
             torch.Generator().manual_seed(2),
             track=("fc3.weight",),
         )

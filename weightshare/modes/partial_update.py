@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import replace
 from pathlib import Path
 
 from weightshare.errors import UserError
@@ -110,7 +111,7 @@ def _check(args: argparse.Namespace) -> None:
         raise UserError(f"--lambda must be a float in [0, 1]; got {args.lam}")
     if args.round_epochs < 1:
         raise UserError(f"--round-epochs must be an int >= 1; got {args.round_epochs}")
-    if not (math.isfinite(args.round_lr) and args.round_lr > 0):
+    if args.round_lr is not None and not (math.isfinite(args.round_lr) and args.round_lr > 0):
         raise UserError(f"--round-lr must be a float > 0; got {args.round_lr}")
     if args.log_file is None:
         raise UserError("--mode partial_update needs --log_file DIR for its update files")
@@ -144,10 +145,10 @@ def main(args: argparse.Namespace) -> int:
             f"Fashion-MNIST registry network; got {spec.name}"
         )
     resolve_data_dir(args.data_dir)
+
     import torch
 
     from weightshare.updating.driver import UpdateSettings, run_method, settings_json
-    from weightshare.updating.masked_training import StepRecipe
     from weightshare.updating.report import plot, summary, write_json
     from weightshare.updating.schedule import RoundSchedule
 
@@ -159,7 +160,13 @@ def main(args: argparse.Namespace) -> int:
         ratio=args.updating_ratio,
         lam=args.lam,
         schedule=schedule,
-        recipe=StepRecipe(epochs=args.round_epochs, lr=args.round_lr),
+        recipe=replace(
+            spec.recipe,
+            epochs=args.round_epochs,
+            lr=spec.recipe.lr if args.round_lr is None else args.round_lr,
+            augment=False,
+            seed=args.seed,
+        ),
         coding=args.update_coding,
         reinit=not args.no_reinit,
         seed=args.seed,

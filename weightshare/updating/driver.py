@@ -31,11 +31,10 @@ import torch
 
 from weightshare.codecs.residual import fingerprint
 from weightshare.networks.datasets import Split
-from weightshare.networks.registry import NetworkSpec
+from weightshare.networks.registry import NetworkSpec, TrainRecipe
 from weightshare.networks.tensors import images_to_tensor
 from weightshare.networks.training import accuracy
 from weightshare.updating import selection
-from weightshare.updating.masked_training import StepRecipe
 from weightshare.updating.methods import METHODS, RoundData
 from weightshare.updating.schedule import RoundSchedule, reinit_due
 from weightshare.codecs.update import decode_update, dense_bytes, encode_update
@@ -49,7 +48,7 @@ class UpdateSettings:
         ratio: updating ratio ``k`` in (0, 1].
         lam: DPU's ``lambda`` in [0, 1].
         schedule: data arrival.
-        recipe: one training step (``E`` epochs, lr, batch).
+        recipe: one training step for ``training.fit`` (``E`` epochs, batch, peak lr, decay).
         coding: ``lossless`` or ``grid16`` update values.
         reinit: re-initialise from the shared seed when the data has more than doubled.
         seed: seed of the shared init, the arrival order and the minibatches.
@@ -58,7 +57,7 @@ class UpdateSettings:
     ratio: float
     lam: float
     schedule: RoundSchedule
-    recipe: StepRecipe = field(default_factory=StepRecipe)
+    recipe: TrainRecipe = field(default_factory=lambda: TrainRecipe(epochs=3))
     coding: str = "lossless"
     reinit: bool = True
     seed: int = 0

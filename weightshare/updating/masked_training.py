@@ -1,89 +1,59 @@
-"""Adam steps on a model whose conv/FC weights may be partly frozen, tracking contributions.
+"""One training step of a round: the project's loop (:func:`weightshare.networks.training.fit`)
+with some conv/FC weights frozen and each weight's trajectory contribution tracked.
 
-This is the seed's ``PU_Adam_optimizer``: the Adam increment is applied only where the mask is
-set (frozen entries are put back to their anchor values after each step, which equals a masked
-increment), and optionally each weight's trajectory contribution ``sum_t -dw_t * g_t`` (the
-first-order loss decrease its movement caused) is accumulated. Biases and BatchNorm parameters
-are never masked. Learning rate: ``lr``, divided by 10 after each third of the epochs (the
-seed's StepLR for the MLP).
+After every optimizer step, frozen entries are put back to their anchor values (a masked
+increment, as the seed's ``PU_*_optimizer``), and for the tracked weights the contribution
+``sum_t -dw_t * g_t`` (the first-order loss decrease the weight's movement caused, with ``g_t`` the
+minibatch gradient) is accumulated. Biases and BatchNorm parameters are never masked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class StepRecipe:
-    """One training step of a round.
-
-    Attributes:
-        epochs: passes over the round's data (>= 1).
-        lr: Adam learning rate.
-        batch_size: images per minibatch.
-    """
-
-    epochs: int = 3
-    lr: float = 5e-3
-    batch_size: int = 128
+from weightshare.networks.registry import TrainRecipe
+from weightshare.networks.training import fit
 
 
 def train_step(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    recipe: StepRecipe,
+    recipe: TrainRecipe,
     generator: torch.Generator,
     *,
     masks: Mapping[str, torch.Tensor] | None = None,
     anchor: Mapping[str, torch.Tensor] | None = None,
-    optimizer: torch.optim.Optimizer | None = None,
     track: tuple[str, ...] = (),
-) -> tuple[torch.optim.Optimizer, dict[str, torch.Tensor]]:
-    """Train ``model`` in place.
+) -> dict[str, torch.Tensor]:
+    """Train ``model`` in place with ``fit`` (SGD Nesterov, one-cycle schedule).
 
     Args:
-        model: the network (train mode is set here).
+        model: the network.
         x, y: float32 (N, 1, S, S) images and int64 (N,) labels.
-        recipe: epochs, lr, batch size.
+        recipe: epochs, batch size, peak lr, weight decay of this step.
         generator: seeds the minibatch order.
         masks: parameter name -> bool tensor; only True entries move (None: all move).
         anchor: parameter name -> the values frozen entries keep (required with ``masks``).
-        optimizer: continue with this Adam (its moments carry over, as in the seed's step 2);
-            None builds a fresh one.
-        track: names whose trajectory contribution ``sum -dw * g`` is accumulated.
+        track: names whose trajectory contribution is accumulated.
 
     Returns:
-        ``(optimizer, contributions)``: contributions by name, shaped like the weights.
+        Contributions by name (float32, shaped like the weights; empty without ``track``).
     """
     params = dict(model.named_parameters())
-    if optimizer is None:
-        optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    for group in optimizer.param_groups:
-        group["lr"] = recipe.lr
-    third = max(1, -(-recipe.epochs // 3))
     contrib = {n: torch.zeros_like(params[n]) for n in track}
-    loss_fn = nn.CrossEntropyLoss()
-    model.train()
-    for epoch in range(recipe.epochs):
-        for group in optimizer.param_groups:
-            group["lr"] = recipe.lr * 0.1 ** (epoch // third)
-        order = torch.randperm(len(y), generator=generator)
-        for start in range(0, len(y), recipe.batch_size):
-            idx = order[start : start + recipe.batch_size]
-            loss = loss_fn(model(x[idx]), y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            before = {n: params[n].detach().clone() for n in track}
-            optimizer.step()
-            with torch.no_grad():
-                if masks is not None:
-                    for name, mask in masks.items():
-                        params[name].copy_(torch.where(mask, params[name], anchor[name]))
-                for name in track:
-                    contrib[name] -= (params[name] - before[name]) * params[name].grad
-    return optimizer, contrib
+    last = {n: params[n].detach().clone() for n in track}
+
+    def after_step() -> None:
+        with torch.no_grad():
+            for name, mask in (masks or {}).items():
+                params[name].copy_(torch.where(mask, params[name], anchor[name]))
+            for name in track:
+                contrib[name] -= (params[name] - last[name]) * params[name].grad
+                last[name].copy_(params[name])
+
+    fit(model, x, y, recipe, generator, after_step=after_step, desc="round", progress=False)
+    return contrib

@@ -26,8 +26,9 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from weightshare.networks.registry import TrainRecipe
 from weightshare.updating import selection
-from weightshare.updating.masked_training import StepRecipe, train_step
+from weightshare.updating.masked_training import train_step
 
 METHOD_NAMES = ("dpu", "gcpu", "lcpu", "rpu", "fu", "pruning")
 
@@ -38,7 +39,7 @@ class RoundData:
 
     Attributes:
         x, y: float32 (N, 1, S, S) images and int64 (N,) labels collected so far.
-        recipe: one step's epochs, lr and batch size.
+        recipe: one step (``E`` epochs, batch, peak lr, weight decay) for ``training.fit``.
         ratio: the updating ratio ``k`` (share of conv/FC weights one round may change).
         lam: DPU's mix of the two contribution terms.
         generator: seeds minibatch order and RPU's selection.
@@ -46,7 +47,7 @@ class RoundData:
 
     x: torch.Tensor
     y: torch.Tensor
-    recipe: StepRecipe
+    recipe: TrainRecipe
     ratio: float
     lam: float
     generator: torch.Generator
@@ -60,7 +61,7 @@ def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
 def _contribution(model: nn.Module, data: RoundData, lam: float) -> None:
     start = _weights(model)
     names = tuple(start)
-    optimizer, local = train_step(model, data.x, data.y, data.recipe, data.generator, track=names)
+    local = train_step(model, data.x, data.y, data.recipe, data.generator, track=names)
     masks = selection.global_top(
         selection.contribution_metric(start, _weights(model), local, lam),
         selection.budget(model, data.ratio),
@@ -77,7 +78,6 @@ def _contribution(model: nn.Module, data: RoundData, lam: float) -> None:
         data.generator,
         masks=masks,
         anchor=start,
-        optimizer=optimizer,
     )
 
 
@@ -115,7 +115,7 @@ def fu(model: nn.Module, data: RoundData) -> None:
 def pruning(model: nn.Module, data: RoundData) -> None:
     """A freshly trained sparse model with ``floor(k I)`` non-zero conv/FC weights (the model
     must hold the shared init)."""
-    optimizer, _ = train_step(model, data.x, data.y, data.recipe, data.generator)
+    train_step(model, data.x, data.y, data.recipe, data.generator)
     masks = selection.global_magnitude(_weights(model), selection.budget(model, data.ratio))
     zeros = {n: torch.zeros_like(m, dtype=torch.float32) for n, m in masks.items()}
     params = dict(model.named_parameters())
@@ -130,7 +130,6 @@ def pruning(model: nn.Module, data: RoundData) -> None:
         data.generator,
         masks=masks,
         anchor=zeros,
-        optimizer=optimizer,
     )
 
 
