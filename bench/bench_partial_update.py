@@ -1,0 +1,131 @@
+"""Deep partial updating: the seed's table (average accuracy difference to full updating per
+method) plus what the seed never measured, the bytes of every round's update file.
+
+For one network, full updating (FU) runs once and every partial method once per updating ratio
+k, all over the same rounds (same data order, same shared init, same minibatch seeds). Averages
+are over the update rounds (round >= 1; round 0 is the initial deployment, a full file shared by
+all methods but pruning). Accuracy is the holdout top-1 of the model the device rebuilt from the
+files, round by round (no running maximum). Bytes: the files' sizes, a skipped round counting 0,
+as a share of the dense fp32 model and of FU's average update file (a full update coded with the
+residual checkpoint codec, lossless).
+
+    python bench/bench_partial_update.py --network lenet300_fashionmnist --ratios 0.005,0.01 \
+        [--methods dpu,gcpu,rpu,pruning] [--rounds 10] [--initial 1000] [--per-round 1000] \
+        [--epochs 3] [--batch 64] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from weightshare.networks import get_network
+from weightshare.networks.datasets import load_split
+from weightshare.updating.driver import UpdateSettings, run_method, settings_json
+from weightshare.updating.report import plot, write_json
+from weightshare.updating.schedule import RoundSchedule
+
+
+def _mean(values):
+    values = list(values)
+    return sum(values) / len(values) if values else float("nan")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--network", default="lenet300_fashionmnist")
+    p.add_argument("--ratios", default="0.005,0.01")
+    p.add_argument("--methods", default="dpu,gcpu,rpu,pruning")
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--initial", type=int, default=1000)
+    p.add_argument("--per-round", type=int, default=1000)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lam", type=float, default=0.5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("/tmp/bench_partial_update"))
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    spec = get_network(args.network)
+    splits = [load_split(name) for name in ("train", "search", "holdout")]
+    recipe = replace(spec.recipe, epochs=args.epochs, batch_size=args.batch, seed=args.seed)
+    base = UpdateSettings(
+        ratio=1.0,
+        lam=args.lam,
+        schedule=RoundSchedule(args.initial, args.per_round, args.rounds, args.seed),
+        recipe=recipe,
+        seed=args.seed,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    fu = run_method(spec, "fu", base, *splits, args.out / "fu")
+    fu_rows = [r for r in fu if r.round >= 1]
+    fu_acc = _mean(r.accuracy_holdout for r in fu_rows)
+    fu_file = _mean(r.bytes_sent for r in fu_rows if not r.skipped)
+    dense = fu[0].dense_bytes
+    table = []
+    for ratio in (float(k) for k in args.ratios.split(",")):
+        settings = replace(base, ratio=ratio)
+        records = list(fu)
+        for method in args.methods.split(","):
+            rows = run_method(spec, method, settings, *splits, args.out / f"k{ratio:g}")
+            records += rows
+            upd = [r for r in rows if r.round >= 1]
+            mean_bytes = _mean(r.bytes_sent for r in upd)
+            table.append(
+                {
+                    "network": spec.name,
+                    "k": ratio,
+                    "method": method,
+                    "mean_holdout": _mean(r.accuracy_holdout for r in upd),
+                    "diff_to_fu": _mean(r.accuracy_holdout for r in upd) - fu_acc,
+                    "mean_bytes": mean_bytes,
+                    "share_of_dense": mean_bytes / dense,
+                    "share_of_fu_file": mean_bytes / fu_file,
+                    "max_bytes": max(r.bytes_sent for r in upd),
+                    "skipped": sum(r.skipped for r in upd),
+                    "reinit": sum(r.reinit for r in upd),
+                }
+            )
+        header = {"network": spec.name, "settings": settings_json(settings)}
+        write_json(args.out / f"k{ratio:g}" / "partial_update.json", header, records)
+        plot(args.out / f"k{ratio:g}" / "partial_update.png", records, f"{spec.name}, k={ratio:g}")
+    summary = {
+        "network": spec.name,
+        "settings": asdict(base.schedule) | {"epochs": args.epochs, "batch": args.batch},
+        "fu_mean_holdout": fu_acc,
+        "fu_mean_file_bytes": fu_file,
+        "dense_bytes": dense,
+        "rows": table,
+        "seconds": time.perf_counter() - start,
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(
+        f"\n{spec.name}: FU mean holdout {100 * fu_acc:.2f} %, FU file {fu_file:.0f} B, "
+        f"dense fp32 {dense} B ({summary['seconds']:.0f} s)"
+    )
+    print(
+        "| k | method | mean holdout % | diff to FU (points) | bytes/round | of dense fp32 "
+        "| of FU file | skipped | reinit |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for row in table:
+        print(
+            f"| {row['k']:g} | {row['method']} | {100 * row['mean_holdout']:.2f} | "
+            f"{100 * row['diff_to_fu']:+.2f} | {row['mean_bytes']:.0f} | "
+            f"{100 * row['share_of_dense']:.3f} % | {100 * row['share_of_fu_file']:.2f} % | "
+            f"{row['skipped']} | {row['reinit']} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
