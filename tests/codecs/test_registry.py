@@ -11,6 +11,7 @@ from weightshare.codecs.residual.codecs import MODEL_DECODERS as RESIDUAL_DECODE
 from weightshare.codecs.residual.codecs import RESIDUAL_CODECS
 from weightshare.codecs.sparse import MODEL_DECODERS as SPARSE_DECODERS
 from weightshare.codecs.tensors import MODEL_DECODERS, TENSOR_CODECS, get_tensor_codec
+from weightshare.codecs.update import MODEL_DECODERS as UPDATE_DECODERS
 
 
 @pytest.mark.parametrize("name", list(CODERS))
@@ -30,7 +31,8 @@ def test_every_registered_tensor_codec_resolves_under_its_name(name):
 
 
 def test_every_tensor_codec_defined_is_registered():
-    assert set(TENSOR_CODECS) == set(MODEL_DECODERS) | set(RESIDUAL_DECODERS) | set(SPARSE_DECODERS)
+    defined = set(MODEL_DECODERS) | set(RESIDUAL_DECODERS) | set(SPARSE_DECODERS)
+    assert set(TENSOR_CODECS) == defined | set(UPDATE_DECODERS)
     assert set(RESIDUAL_DECODERS) == set(RESIDUAL_CODECS)
     assert get_tensor_codec("lzma") is None
 

@@ -12,9 +12,9 @@ import pytest
 from weightshare.codecs import FormatError, decode_model
 from weightshare.codecs.container import HEADER, MAGIC, pack_manifest, read_container
 from weightshare.codecs.residual import fingerprint
+from weightshare.codecs.update import _positions
 from weightshare.errors import UserError
 from weightshare.updating import decode_update, encode_update
-from weightshare.codecs.update import _positions
 
 
 def _states(seed: int = 0, changed: float = 0.01):

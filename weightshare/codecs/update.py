@@ -366,7 +366,7 @@ class _UpdateOnly:
     """What ``decode_model`` sees of ``pu_delta``: a clear refusal (it needs the base)."""
 
     name = CODEC
-    chunk_kinds = _AnyChunks()
+    chunk_kinds = _AnyChunks(_POSITION_KINDS["gaps"] + _VALUE_KINDS["res_int"])
 
     def decode(self, entry: TensorEntry, chunks: Sequence[memoryview]) -> np.ndarray:
         raise FormatError(

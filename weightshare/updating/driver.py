@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from weightshare.codecs.residual import fingerprint
+from weightshare.codecs.update import decode_update, dense_bytes, encode_update
 from weightshare.networks.datasets import Split
 from weightshare.networks.registry import NetworkSpec, TrainRecipe
 from weightshare.networks.tensors import images_to_tensor
@@ -37,7 +38,6 @@ from weightshare.networks.training import accuracy
 from weightshare.updating import selection
 from weightshare.updating.methods import METHODS, RoundData
 from weightshare.updating.schedule import RoundSchedule, reinit_due
-from weightshare.codecs.update import decode_update, dense_bytes, encode_update
 
 
 @dataclass(frozen=True)

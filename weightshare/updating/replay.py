@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from weightshare.codecs.residual import fingerprint
+from weightshare.codecs.update import decode_update, read_update_info
 from weightshare.errors import UserError
 from weightshare.networks.registry import get_network
 from weightshare.updating.driver import shared_init, zero_state
-from weightshare.codecs.update import decode_update, read_update_info
 
 
 def read_run(run_dir: Path) -> dict:
