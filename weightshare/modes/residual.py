@@ -401,7 +401,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="M[,M...]",
         help=f"residual method(s): {', '.join(METHOD_NAMES)} (residual_eval: a "
-        "comma-separated list, default all); prune: magnitude (default) or fpgm",
+        "comma-separated list, default all); prune: magnitude (default) or fpgm; "
+        "partial_update: a comma list of dpu (default), gcpu, lcpu, rpu, fu, pruning",
     )
     group.add_argument(
         "--path-pt",
