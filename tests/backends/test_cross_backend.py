@@ -1,10 +1,15 @@
-"""One network, three frameworks: LeNet-5's trained baseline on PyTorch, on ONNX Runtime (its
-export) and on Keras (rebuilt with the same weights) lists the same layers and, for the same
-k vector, scores the same accuracy within 0.1 points on the same split."""
+"""One network on every backend (tests/backends/names.py): LeNet-5's trained baseline on
+PyTorch, on ONNX Runtime (its export) and on Keras (rebuilt with the same weights) lists the same
+layers and, for the same k vector, scores the same accuracy within 0.1 points on the same
+split."""
 
 import numpy as np
 import pytest
 
+for _framework in ("onnxruntime", "tensorflow"):  # every backend runs here: skip without one
+    pytest.importorskip(_framework)
+
+from tests.backends.names import BACKEND_NAMES, REFERENCE
 from weightshare.dse.clustering import ClusterCache
 from weightshare.modes.loading import load_backend
 from weightshare.networks import get_network
@@ -21,7 +26,7 @@ def backends(tmp_path_factory):
     spec = get_network("lenet5_fashionmnist")
     cache = tmp_path_factory.mktemp("cache")
     out = {}
-    for name in ("pytorch", "onnxruntime", "tensorflow"):
+    for name in BACKEND_NAMES:
         backend, path = load_backend(spec, None, cache, None, 2, backend=name)
         assert backend.name == name and path.name == "lenet5_fashionmnist.pt"
         out[name] = backend
@@ -29,7 +34,7 @@ def backends(tmp_path_factory):
 
 
 def test_all_backends_list_the_same_layers_and_weights(backends):
-    reference = backends["pytorch"]
+    reference = backends[REFERENCE]
     for backend in backends.values():
         assert [(x.name, x.shape, x.kind) for x in backend.layers()] == [
             (x.name, x.shape, x.kind) for x in reference.layers()
@@ -43,7 +48,7 @@ def test_all_backends_list_the_same_layers_and_weights(backends):
 
 @pytest.mark.parametrize("k", K_VECTORS, ids=["mixed", "k2", "partial"])
 def test_same_k_vector_same_accuracy_within_a_tenth_of_a_point(backends, search_split, k):
-    pytorch = backends["pytorch"]
+    pytorch = backends[REFERENCE]
     cache = ClusterCache({name: pytorch.get_weights(name) for name in k})
     shared = {name: cache.get(name, kk).dequantize() for name, kk in k.items()}
     scores = {}
@@ -55,7 +60,7 @@ def test_same_k_vector_same_accuracy_within_a_tenth_of_a_point(backends, search_
         finally:
             backend.restore()
         assert np.array_equal(backend.evaluate(search_split).correct, baseline.correct)
-    ref_base, ref_cand = scores["pytorch"]
+    ref_base, ref_cand = scores[REFERENCE]
     for name, (base, cand) in scores.items():
         assert abs(base.top1 - ref_base.top1) <= 0.001, name
         assert abs(cand.top1 - ref_cand.top1) <= 0.001, (name, cand.top1, ref_cand.top1)

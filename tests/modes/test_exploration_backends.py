@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from tests.backends.names import OTHER_BACKENDS, REFERENCE
 from tests.conftest import run_main
 from weightshare.backends.onnx_export import export_onnx
 from weightshare.networks import get_network
@@ -27,10 +28,10 @@ SMALL = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["onnxruntime", "tensorflow"])
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
 def test_the_exploration_runs_on_each_backend_and_agrees_with_pytorch(tmp_path, backend):
     docs = {}
-    for name in ("pytorch", backend):
+    for name in (REFERENCE, backend):
         out = tmp_path / name
         proc = run_main(
             "--network_dataset",
@@ -45,9 +46,9 @@ def test_the_exploration_runs_on_each_backend_and_agrees_with_pytorch(tmp_path, 
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         docs[name] = json.loads((out / "results.json").read_text())
-    assert docs[backend]["backend"] == backend and docs["pytorch"]["backend"] == "pytorch"
+    assert docs[backend]["backend"] == backend and docs[REFERENCE]["backend"] == REFERENCE
     assert docs[backend]["settings"]["backend"] == backend
-    base, other = docs["pytorch"]["baseline"], docs[backend]["baseline"]
+    base, other = docs[REFERENCE]["baseline"], docs[backend]["baseline"]
     assert other["accuracy_search_full"] == pytest.approx(base["accuracy_search_full"], abs=0.001)
     assert docs[backend]["best"]["passes_holdout"] is True
 
