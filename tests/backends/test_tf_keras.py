@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+pytest.importorskip("tensorflow")  # an optional framework: skip, do not fail, without it
+
 from tests.backends.conformance import BackendConformance
 from weightshare.backends.pytorch import PyTorchBackend
 from weightshare.backends.tf_keras import (

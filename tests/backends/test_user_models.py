@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+pytest.importorskip("onnxruntime")  # an optional framework: skip, do not fail, without it
+
 from tests.backends.conformance import BackendConformance
 from tests.conftest import run_main
 from tests.networks.test_inputs import write_image_folder
@@ -275,6 +277,7 @@ def test_export_of_a_registry_network_from_results_json(tmp_path, capsys, search
 
 
 def test_export_of_a_keras_model_writes_keras(files, tmp_path, capsys):
+    pytest.importorskip("tensorflow")
     from weightshare.networks.keras_fashion import to_keras
     from weightshare.networks.keras_runtime import import_keras
 
@@ -309,7 +312,18 @@ def test_export_of_a_keras_model_writes_keras(files, tmp_path, capsys):
         str(run_dir),
     )
     assert code == 0, err
-    assert (run_dir / "export" / "lenet5.keras").is_file()
+    exported = run_dir / "export" / "lenet5.keras"
+    reported = json.loads((run_dir / "export" / "export.json").read_text())["accuracy_search"]
+    # the written file, reloaded and scored on the same images, scores what export reported
+    code, _, err = _cli(
+        capsys, "--mode", "evaluate", "--model", str(exported), "--k", "16",
+        "--dataset_scale", "0.1", "--log_file", str(tmp_path / "reloaded"),
+    )  # fmt: skip
+    assert code == 0, err
+    reloaded = json.loads((tmp_path / "reloaded" / "evaluation.json").read_text())
+    assert reloaded["backend"] == "tensorflow"
+    assert reloaded["baseline"]["accuracy_search"] == reported
+    assert reloaded["candidate"]["accuracy_search"] == reported  # 16 values shared again: same
 
 
 def test_bad_model_files_and_choices_are_one_line(files, tmp_path, capsys):

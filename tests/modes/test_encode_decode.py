@@ -251,6 +251,10 @@ def test_command_line_encode_then_decode(lenet5_evaluation, tmp_path):
     assert pt_file.is_file() and f"wrote {pt_file}" in proc.stdout
     proc = run_main("--mode", "decode", "--in", str(out), "--out", str(tmp_path / "n.pt"))
     assert proc.returncode == 0, proc.stderr
+    first = torch.load(pt_file, weights_only=True)
+    second = torch.load(tmp_path / "n.pt", weights_only=True)
+    assert list(second) == list(first)
+    assert all(torch.equal(second[name], first[name]) for name in first)  # --in: same model
 
     corrupt = tmp_path / "corrupt.wsz"
     data = bytearray(out.read_bytes())
