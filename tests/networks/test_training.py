@@ -44,21 +44,46 @@ def test_training_is_seeded_and_writes_loadable_checkpoints(tmp_path, small_sear
     assert logs_a[-1].monitor_accuracy > 0.5  # 2 epochs on 2k images already learn something
 
 
+# How far a retraining may land from the committed record. Training is chaotic: a one-ulp
+# difference early on (another thread count, another CPU whose kernels round differently) ends
+# like a run with another seed. Measured with the committed recipe (docs/benchmarks.md,
+# "Training reproducibility"): over 7 trainings (seeds 0-4, 1 and 2 threads, AVX-512 and AVX2
+# kernels) the final search accuracy has a standard deviation of 0.0017 (holdout 0.0010); the
+# difference of two runs then has sd 0.0017 * sqrt(2) = 0.0024, and 4 of those, rounded up, is
+# 0.01. The largest distance seen from the record: 0.0042 (search), 0.0024 (holdout); the old
+# 0.003 was inside the noise.
+RECORD_TOLERANCE = 0.01
+
+
 @pytest.mark.slow
 def test_train_mode_reproduces_the_committed_lenet300_accuracy(
     tmp_path, search_split, holdout_split
 ):
-    """The documented recipe, run again, lands within 0.3 points of the committed baseline."""
+    """The documented recipe run twice with 2 threads gives the same weights bit for bit, and
+    lands within RECORD_TOLERANCE of the committed baseline's search and holdout accuracy.
+
+    About 35 s on 2 idle cores (two 20-epoch trainings); 240 s on 2 cores shared with a dozen
+    other processes."""
     recorded = json.loads((ROOT / "baselines" / "baselines.json").read_text())[
         "lenet300_fashionmnist"
     ]
+    assert recorded["command"].endswith("lenet300_fashionmnist")  # trained with --threads 2
     spec = get_network("lenet300_fashionmnist")
-    logs = train(spec, load_split("train"), search_split, tmp_path, progress=False)
-    assert abs(logs[-1].monitor_accuracy - recorded["accuracy_search"]) <= 0.003
+    train_split = load_split("train")
+    runs = [
+        train(spec, train_split, search_split, tmp_path / run, threads=2, progress=False)
+        for run in ("a", "b")
+    ]
+    a, b = (torch.load(logs[-1].checkpoint, weights_only=True) for logs in runs)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [log.train_loss for log in runs[0]] == [log.train_loss for log in runs[1]]
+    assert not torch.are_deterministic_algorithms_enabled()  # train() puts the flag back
+    logs = runs[0]
+    assert abs(logs[-1].monitor_accuracy - recorded["accuracy_search"]) <= RECORD_TOLERANCE
     from weightshare.backends.pytorch import PyTorchBackend
     from weightshare.networks.checkpoints import load_into
 
     model = load_into(spec.build(), logs[-1].checkpoint)
     acc = PyTorchBackend(model, spec.input_size).evaluate(holdout_split).top1
-    assert abs(acc - recorded["accuracy_holdout"]) <= 0.003
+    assert abs(acc - recorded["accuracy_holdout"]) <= RECORD_TOLERANCE
     assert np.isfinite(logs[-1].train_loss)

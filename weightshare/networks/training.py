@@ -2,14 +2,19 @@
 
 One checkpoint per epoch, ``<cache>/<network>/EPOCH_LR.pt`` (for example ``12_0.1.pt``, the naming
 the residual-coding seed expects), each a plain ``state_dict`` loadable with
-``torch.load(..., weights_only=True)``. Training is seeded and single-process with an explicit
-thread count, so the same command gives the same weights on the same machine.
+``torch.load(..., weights_only=True)``. Training is bit-reproducible for a given thread count on a
+given CPU: one seed drives initialisation, shuffling and augmentation (a dedicated generator, no
+data-loader workers), the thread count is set explicitly and PyTorch's deterministic algorithms are
+on while it runs. Another CPU may pick other BLAS kernels (MKL and oneDNN dispatch on the
+instruction set), which round differently, so the bits are per machine; docs/benchmarks.md gives
+the accuracy spread that leaves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +61,18 @@ def augment_batch(x: torch.Tensor, shift: int, generator: torch.Generator) -> to
         crop = padded[i, :, dy : dy + s, dx : dx + s]
         out[i] = crop.flip(-1) if flips[i] else crop
     return out
+
+
+@contextlib.contextmanager
+def deterministic_algorithms() -> Iterator[None]:
+    """PyTorch's deterministic algorithms on inside the block (an op without one raises), and
+    the previous setting back after it."""
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was)
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
@@ -152,7 +169,7 @@ def train(
             used to pick a checkpoint, so the holdout stays clean).
         out_dir: directory for ``EPOCH_LR.pt`` files; created if missing.
         recipe: overrides ``spec.recipe`` (tests shorten it).
-        threads: torch intra-op threads.
+        threads: torch intra-op threads; the same count gives the same bits on the same CPU.
 
     Returns:
         One :class:`EpochLog` per epoch.
@@ -180,7 +197,10 @@ def train(
                 f"{100 * log.monitor_accuracy:.2f} %  ({log.seconds:.0f} s)  -> {path}"
             )
 
-    fit(model, x, y, recipe, generator, on_epoch=end_of_epoch, desc=spec.name, progress=progress)
+    with deterministic_algorithms():
+        fit(
+            model, x, y, recipe, generator, on_epoch=end_of_epoch, desc=spec.name, progress=progress
+        )
     return logs
 
 
