@@ -1,10 +1,10 @@
-"""The backend names the tests iterate over, read from the package: one place to switch when
-the backend registry moves (a test never spells the list out)."""
+"""The backend names the tests iterate over, read from the backend registry: one place, so a
+test never spells the list out and a new backend is picked up by every test that loops."""
 
-from weightshare.backends.factory import BACKENDS
-
-BACKEND_NAMES: tuple[str, ...] = tuple(BACKENDS)
-"""Every backend, the reference (``pytorch``) first."""
+from weightshare.backends.registry import BACKEND_NAMES
 
 REFERENCE = "pytorch"
+"""The backend the others are compared with."""
 OTHER_BACKENDS: tuple[str, ...] = tuple(name for name in BACKEND_NAMES if name != REFERENCE)
+
+__all__ = ["BACKEND_NAMES", "OTHER_BACKENDS", "REFERENCE"]
