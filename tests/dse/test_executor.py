@@ -1,5 +1,6 @@
 """Ray executor on real actors: results match the in-process executor, a killed worker's task
-is retried on a fresh actor and nothing is lost."""
+is retried on a fresh actor and nothing is lost. The actors hold the numpy backend
+(tests/dse/fake_backend.py); the exploration on Ray workers with PyTorch runs in tests/modes."""
 
 import os
 import signal
@@ -7,16 +8,13 @@ import time
 
 import pytest
 
+from tests.dse.fake_backend import FakeFactory
 from weightshare.dse import ray_runtime
 from weightshare.dse.executor import LocalExecutor, RayExecutor, Task, run_all
 from weightshare.dse.space import Candidate
-from weightshare.modes.loading import EvaluatorFactory
-from weightshare.networks.checkpoints import BASELINE_DIR
 
-FACTORY = EvaluatorFactory(
-    "lenet5_fashionmnist", str(BASELINE_DIR / "lenet5_fashionmnist.pt"), None, 0.1, 1
-)
-TASKS = [Task(k, Candidate.of({"fc1": k, "conv2": 8})) for k in (2, 4, 8, 16, 32, 64)]
+FACTORY = FakeFactory(0.1)
+TASKS = [Task(k, Candidate.of({"fc1": k, "fc2": 8})) for k in (2, 4, 8, 16, 32, 64)]
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +70,7 @@ def test_a_search_on_two_ray_workers_is_reproducible(ray_started, tmp_path):
     from weightshare.dse.trials import TrialStore
 
     config = ExploreConfig(k_grid=(4, 16, 64), n_trials=8, population_size=4, max_final=1)
-    factory = EvaluatorFactory(
-        "lenet5_fashionmnist", str(BASELINE_DIR / "lenet5_fashionmnist.pt"), None, 0.05, 1
-    )
+    factory = FakeFactory(0.05)
     studies = []
     for run in ("a", "b"):
         store = TrialStore(f"sqlite:///{tmp_path / run}.db", {"run": "same"})
