@@ -4,10 +4,10 @@ holds for the same trial."""
 
 import csv
 import json
-import struct
 
 import pytest
 
+from tests.conftest import png_size
 from tests.dse.fake_backend import NAME, FakeFactory
 from weightshare.dse import report
 from weightshare.dse.driver import Driver, ExploreConfig
@@ -22,12 +22,6 @@ PNG_SIZES = {  # figsize (inches) x DPI; k_per_layer is max(6, 0.35 * layers) wi
     "k_per_layer.png": (6 * DPI, 4 * DPI),
     "sensitivity.png": (8 * DPI, 4.5 * DPI),
 }
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from a PNG's signature and IHDR chunk; fails on anything else."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    return struct.unpack(">II", data[16:24])
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, one_line_error, run_main
+from tests.conftest import ROOT, one_line_error, png_size, run_main
+from tests.dse.test_report import PNG_SIZES
 
 SMALL = ["--k-grid", "4,16,64", "--n-trials", "8", "--population-size", "4"]
 
@@ -44,6 +45,8 @@ def test_the_seeds_command_writes_every_output_and_its_best_point_passes_the_hol
         "study.db",
     ):
         assert (out / name).is_file(), name
+    for name, size in PNG_SIZES.items():  # LeNet-5's 5 layers: k_per_layer is 6 inches wide
+        assert png_size((out / name).read_bytes()) == size, name
     doc = json.loads((out / "results.json").read_text())
     for key in (
         "network",
