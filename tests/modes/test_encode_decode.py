@@ -18,7 +18,7 @@ import torch
 
 from tests.conftest import run_main
 from weightshare.backends.pytorch import PyTorchBackend
-from weightshare.codecs import decode_model, round_codebook
+from weightshare.codecs import CODER_NAMES, decode_model, round_codebook
 from weightshare.dse.clustering import ClusterCache
 from weightshare.errors import UserError
 from weightshare.modes import decode, encode
@@ -115,7 +115,7 @@ def resnet20_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("coder", ["ans", "huffman", "fixed"])
+@pytest.mark.parametrize("coder", CODER_NAMES)
 def test_lenet5_from_evaluation_predicts_like_the_candidate(
     lenet5_evaluation, images, coder, tmp_path
 ):
