@@ -12,6 +12,7 @@ residual checkpoint codec, lossless).
     python bench/bench_partial_update.py --network lenet300_fashionmnist --ratios 0.005,0.01 \
         [--methods dpu,gcpu,rpu,pruning] [--rounds 10] [--initial 1000] [--per-round 1000] \
         [--epochs 3] [--batch 64] [--out DIR]
+    python bench/bench_partial_update.py --summarize DIR/k0.01/partial_update.json ...
 """
 
 from __future__ import annotations
@@ -39,6 +40,69 @@ def _mean(values):
     return sum(values) / len(values) if values else float("nan")
 
 
+def table(records: list[dict], dense: int) -> tuple[dict, list[dict]]:
+    """FU's averages and one row per (k, method) from ``partial_update.json`` round records
+    (dicts; FU's rows carry ``budget`` of its own run and are matched by method name)."""
+    fu = [r for r in records if r["method"] == "fu" and r["round"] >= 1]
+    fu_acc = _mean(r["accuracy_holdout"] for r in fu)
+    fu_file = _mean(r["bytes_sent"] for r in fu if not r["skipped"])
+    rows = []
+    for key in dict.fromkeys((r["k"], r["method"]) for r in records if r["method"] != "fu"):
+        upd = [r for r in records if (r["k"], r["method"]) == key and r["round"] >= 1]
+        mean_bytes = _mean(r["bytes_sent"] for r in upd)
+        rows.append(
+            {
+                "k": key[0],
+                "method": key[1],
+                "mean_holdout": _mean(r["accuracy_holdout"] for r in upd),
+                "diff_to_fu": _mean(r["accuracy_holdout"] for r in upd) - fu_acc,
+                "mean_bytes": mean_bytes,
+                "share_of_dense": mean_bytes / dense,
+                "share_of_fu_file": mean_bytes / fu_file,
+                "max_bytes": max(r["bytes_sent"] for r in upd),
+                "skipped": sum(r["skipped"] for r in upd),
+                "reinit": sum(r["reinit"] for r in upd),
+            }
+        )
+    return {"fu_mean_holdout": fu_acc, "fu_mean_file_bytes": fu_file, "dense_bytes": dense}, rows
+
+
+def print_table(network: str, head: dict, rows: list[dict]) -> None:
+    """The markdown table of docs/benchmarks.md."""
+    print(
+        f"\n{network}: FU mean holdout {100 * head['fu_mean_holdout']:.2f} %, FU file "
+        f"{head['fu_mean_file_bytes']:.0f} B, dense fp32 {head['dense_bytes']} B"
+    )
+    print(
+        "| k | method | mean holdout % | diff to FU (points) | bytes/round | of dense fp32 "
+        "| of FU file | skipped | reinit |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(
+            f"| {row['k']:g} | {row['method']} | {100 * row['mean_holdout']:.2f} | "
+            f"{100 * row['diff_to_fu']:+.2f} | {row['mean_bytes']:.0f} | "
+            f"{100 * row['share_of_dense']:.3f} % | {100 * row['share_of_fu_file']:.2f} % | "
+            f"{row['skipped']} | {row['reinit']} |"
+        )
+
+
+def summarize(paths: list[Path]) -> int:
+    """``--summarize``: the table from finished ``partial_update.json`` files (one per k)."""
+    records, network, dense = [], None, None
+    for i, path in enumerate(paths):
+        document = json.loads(path.read_text())
+        k = document["settings"]["ratio"]
+        network = document["network"]
+        for r in document["rounds"]:
+            if r["method"] != "fu" or i == 0:  # FU is the same run in every file
+                records.append({**r, "k": k})
+            dense = r["dense_bytes"]
+    head, rows = table(records, dense)
+    print_table(network, head, rows)
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--network", default="lenet300_fashionmnist")
@@ -52,7 +116,17 @@ def main() -> int:
     p.add_argument("--lam", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("/tmp/bench_partial_update"))
+    p.add_argument(
+        "--summarize",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="only print the table of finished runs' partial_update.json files",
+    )
     args = p.parse_args()
+    if args.summarize:
+        return summarize(args.summarize)
     torch.set_num_threads(1)
     spec = get_network(args.network)
     splits = [load_split(name) for name in ("train", "search", "holdout")]
@@ -67,63 +141,28 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     fu = run_method(spec, "fu", base, *splits, args.out / "fu")
-    fu_rows = [r for r in fu if r.round >= 1]
-    fu_acc = _mean(r.accuracy_holdout for r in fu_rows)
-    fu_file = _mean(r.bytes_sent for r in fu_rows if not r.skipped)
-    dense = fu[0].dense_bytes
-    table = []
+    records = [{**asdict(r), "k": 1.0} for r in fu]
     for ratio in (float(k) for k in args.ratios.split(",")):
         settings = replace(base, ratio=ratio)
-        records = list(fu)
+        ours = list(fu)
         for method in args.methods.split(","):
             rows = run_method(spec, method, settings, *splits, args.out / f"k{ratio:g}")
-            records += rows
-            upd = [r for r in rows if r.round >= 1]
-            mean_bytes = _mean(r.bytes_sent for r in upd)
-            table.append(
-                {
-                    "network": spec.name,
-                    "k": ratio,
-                    "method": method,
-                    "mean_holdout": _mean(r.accuracy_holdout for r in upd),
-                    "diff_to_fu": _mean(r.accuracy_holdout for r in upd) - fu_acc,
-                    "mean_bytes": mean_bytes,
-                    "share_of_dense": mean_bytes / dense,
-                    "share_of_fu_file": mean_bytes / fu_file,
-                    "max_bytes": max(r.bytes_sent for r in upd),
-                    "skipped": sum(r.skipped for r in upd),
-                    "reinit": sum(r.reinit for r in upd),
-                }
-            )
+            ours += rows
+            records += [{**asdict(r), "k": ratio} for r in rows]
         header = {"network": spec.name, "settings": settings_json(settings)}
-        write_json(args.out / f"k{ratio:g}" / "partial_update.json", header, records)
-        plot(args.out / f"k{ratio:g}" / "partial_update.png", records, f"{spec.name}, k={ratio:g}")
+        write_json(args.out / f"k{ratio:g}" / "partial_update.json", header, ours)
+        plot(args.out / f"k{ratio:g}" / "partial_update.png", ours, f"{spec.name}, k={ratio:g}")
+    head, rows = table(records, fu[0].dense_bytes)
     summary = {
         "network": spec.name,
         "settings": asdict(base.schedule) | {"epochs": args.epochs, "batch": args.batch},
-        "fu_mean_holdout": fu_acc,
-        "fu_mean_file_bytes": fu_file,
-        "dense_bytes": dense,
-        "rows": table,
+        **head,
+        "rows": rows,
         "seconds": time.perf_counter() - start,
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(
-        f"\n{spec.name}: FU mean holdout {100 * fu_acc:.2f} %, FU file {fu_file:.0f} B, "
-        f"dense fp32 {dense} B ({summary['seconds']:.0f} s)"
-    )
-    print(
-        "| k | method | mean holdout % | diff to FU (points) | bytes/round | of dense fp32 "
-        "| of FU file | skipped | reinit |"
-    )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for row in table:
-        print(
-            f"| {row['k']:g} | {row['method']} | {100 * row['mean_holdout']:.2f} | "
-            f"{100 * row['diff_to_fu']:+.2f} | {row['mean_bytes']:.0f} | "
-            f"{100 * row['share_of_dense']:.3f} % | {100 * row['share_of_fu_file']:.2f} % | "
-            f"{row['skipped']} | {row['reinit']} |"
-        )
+    print_table(spec.name, head, rows)
+    print(f"({summary['seconds']:.0f} s)")
     return 0
 
 
