@@ -59,6 +59,7 @@ def table(records: list[dict], dense: int) -> tuple[dict, list[dict]]:
                 "mean_bytes": mean_bytes,
                 "share_of_dense": mean_bytes / dense,
                 "share_of_fu_file": mean_bytes / fu_file,
+                "mean_sent_file": _mean(r["bytes_sent"] for r in upd if not r["skipped"]),
                 "max_bytes": max(r["bytes_sent"] for r in upd),
                 "skipped": sum(r["skipped"] for r in upd),
                 "reinit": sum(r["reinit"] for r in upd),
@@ -75,15 +76,17 @@ def print_table(network: str, head: dict, rows: list[dict]) -> None:
     )
     print(
         "| k | method | mean holdout % | diff to FU (points) | bytes/round | of dense fp32 "
-        "| of FU file | skipped | reinit |"
+        "| of FU file | per sent file (of dense) | skipped | reinit |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(
             f"| {row['k']:g} | {row['method']} | {100 * row['mean_holdout']:.2f} | "
             f"{100 * row['diff_to_fu']:+.2f} | {row['mean_bytes']:.0f} | "
             f"{100 * row['share_of_dense']:.3f} % | {100 * row['share_of_fu_file']:.2f} % | "
-            f"{row['skipped']} | {row['reinit']} |"
+            f"{row['mean_sent_file']:.0f} "
+            f"({100 * row['mean_sent_file'] / head['dense_bytes']:.3f} %)"
+            f" | {row['skipped']} | {row['reinit']} |"
         )
 
 
