@@ -13,12 +13,14 @@ residual checkpoint codec, lossless).
         [--methods dpu,gcpu,rpu,pruning] [--rounds 10] [--initial 1000] [--per-round 1000] \
         [--epochs 3] [--batch 64] [--out DIR]
     python bench/bench_partial_update.py --summarize DIR/k0.01/partial_update.json ...
+    python bench/bench_partial_update.py --recode DIR/k0.01
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from dataclasses import asdict, replace
@@ -106,6 +108,36 @@ def summarize(paths: list[Path]) -> int:
     return 0
 
 
+def recode(run_dir: Path) -> int:
+    """``--recode``: rebuild a finished lossless run from its files and code every sent update
+    again on the checkpoint codec's 16-bit grid (same models, so the byte difference is the
+    value coding alone; a real grid16 run deploys the rounded models)."""
+    from weightshare.codecs.update import encode_update
+    from weightshare.updating.replay import read_run, replay
+
+    document = read_run(run_dir)
+    devices = replay(run_dir)
+    print("| method | rounds | lossless bytes/file | grid16 bytes/file | grid16 / lossless |")
+    print("|---|---:|---:|---:|---:|")
+    for method, states in devices.items():
+        rows = [
+            r for r in document["rounds"]
+            if r["method"] == method and r["round"] >= 1 and not r["skipped"]
+        ]  # fmt: skip
+        exact, grid = [], []
+        for r in rows:
+            if r["base"] != "deployed":
+                continue
+            new, old = states[r["round"]], states[r["round"] - 1]
+            exact.append(r["bytes_sent"])
+            grid.append(len(encode_update(new, old, coding="grid16")[0]))
+        print(
+            f"| {method} | {len(exact)} | {_mean(exact):.0f} | {_mean(grid):.0f} | "
+            f"{100 * _mean(grid) / _mean(exact):.1f} % |"
+        )
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--network", default="lenet300_fashionmnist")
@@ -127,7 +159,16 @@ def main() -> int:
         metavar="JSON",
         help="only print the table of finished runs' partial_update.json files",
     )
+    p.add_argument(
+        "--recode",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="code a finished run's sent updates again on the 16-bit grid and compare bytes",
+    )
     args = p.parse_args()
+    if args.recode:
+        return recode(args.recode)
     if args.summarize:
         return summarize(args.summarize)
     torch.set_num_threads(1)
@@ -153,6 +194,11 @@ def main() -> int:
             ours += rows
             records += [{**asdict(r), "k": ratio} for r in rows]
         header = {"network": spec.name, "settings": settings_json(settings)}
+        shutil.copytree(  # FU's files beside the others, so the k directory replays alone
+            args.out / "fu" / "updates" / "fu",
+            args.out / f"k{ratio:g}" / "updates" / "fu",
+            dirs_exist_ok=True,
+        )
         write_json(args.out / f"k{ratio:g}" / "partial_update.json", header, ours)
         plot(args.out / f"k{ratio:g}" / "partial_update.png", ours, f"{spec.name}, k={ratio:g}")
     head, rows = table(records, fu[0].dense_bytes)
