@@ -3,7 +3,7 @@
 Usage (from the repository root; each network takes minutes on 2 shared cores):
     python bench/bench_deep_compression.py --out runs/bench_dc [--networks lenet300,lenet5]
         [--prune-steps 3] [--retrain-epochs 3] [--retrain-lr 0.02] [--finetune-centroids 2]
-        [--threads 1]
+        [--centroid-lr 0.001] [--fc-bits 5] [--threads 1]
 
 Runs ``python main.py --mode deep_compression`` per network with those flags (default
 sparsities: the paper's kept fractions, 5-bit shared values, ans coder) and prints each
@@ -31,7 +31,7 @@ PAPER = {
 def markdown(doc: dict) -> str:
     """The table of one ``deep_compression.json``."""
     lines = [
-        f"**{doc['network']}** ({doc['settings']})",
+        f"**{doc['network']}**",
         "",
         "| layer | #W | kept | weight bits P+Q -> H | index bits P+Q -> H | P | P+Q | P+Q+H |",
         "|---|---:|---:|---|---|---:|---:|---:|",
@@ -68,6 +68,8 @@ def main() -> int:
     p.add_argument("--retrain-epochs", default="3")
     p.add_argument("--retrain-lr", default="0.02")
     p.add_argument("--finetune-centroids", default="2")
+    p.add_argument("--centroid-lr", default="0.001")
+    p.add_argument("--fc-bits", default="5")
     p.add_argument("--threads", default="1")
     args = p.parse_args()
     for short in args.networks.split(","):
@@ -77,7 +79,8 @@ def main() -> int:
             sys.executable, "main.py", "--mode", "deep_compression", "--network_dataset", name,
             "--log_file", str(out), "--prune-steps", args.prune_steps,
             "--retrain-epochs", args.retrain_epochs, "--retrain-lr", args.retrain_lr,
-            "--finetune-centroids", args.finetune_centroids, "--threads", args.threads,
+            "--finetune-centroids", args.finetune_centroids, "--centroid-lr", args.centroid_lr,
+            "--fc-bits", args.fc_bits, "--threads", args.threads,
         ]  # fmt: skip
         print("$", " ".join(cmd[1:]), file=sys.stderr)
         subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)

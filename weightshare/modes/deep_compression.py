@@ -183,9 +183,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--centroid-lr",
         type=float,
-        default=1e-4,
+        default=1e-3,
         metavar="LR",
-        help="peak lr of the centroid fine-tuning (default 1e-4: a centroid's gradient is a "
+        help="peak lr of the centroid fine-tuning (default 1e-3: a centroid's gradient is a "
         "sum over its weights)",
     )
     group.add_argument(
