@@ -48,6 +48,7 @@ from weightshare.codecs import (
     original_bytes,
 )
 from weightshare.codecs.container import read_container
+from weightshare.codecs.counts import group_counts, order0_bits
 from weightshare.dse.clustering import ClusterCache, share_weights
 
 NETWORKS = ("lenet5_fashionmnist", "resnet20_fashionmnist")
@@ -85,13 +86,8 @@ def k_vector(name: str, layers: list[str], results: dict[str, Path]) -> tuple[di
 
 
 def entropy_bits(shared) -> float:
-    flat = shared.indices.reshape(shared.groups, -1).astype(np.int64)
-    total = 0.0
-    for row in flat:
-        counts = np.bincount(row)
-        counts = counts[counts > 0]
-        total += float(np.sum(counts * np.log2(row.size / counts)))
-    return total
+    """Order-0 entropy of a layer's indices per codebook group, in bits (no codebooks)."""
+    return order0_bits(group_counts(shared.indices.reshape(shared.groups, -1), shared.k_eff))
 
 
 def median_seconds(fn, repeat: int) -> tuple[float, float]:

@@ -23,26 +23,13 @@ import numpy as np
 
 from weightshare.codecs.bitpack import pack_bits, packed_size, padding_is_zero, unpack_bits
 from weightshare.codecs.container import FormatError
+from weightshare.codecs.counts import group_counts, order0_bits
 
 SCOPE_LAYER, SCOPE_GROUP = 0, 1
 MAX_COUNT_WIDTH = 40
 
 _Categorical = constriction.stream.model.Categorical
 _AnsCoder = constriction.stream.stack.AnsCoder
-
-
-def group_counts(symbols: np.ndarray, k: int) -> np.ndarray:
-    """Index histogram per group: int64 ``(G, k)`` from integer symbols ``(G, n)``."""
-    groups = symbols.shape[0]
-    offsets = (np.arange(groups, dtype=np.int64) * k)[:, None]
-    flat = (symbols.astype(np.int64) + offsets).reshape(-1)
-    return np.bincount(flat, minlength=groups * k).reshape(groups, k)
-
-
-def entropy_bits(counts: np.ndarray) -> float:
-    """Sum over rows of ``n_t * H(p_t)`` in bits, for an int count array ``(T, k)``."""
-    totals = counts.sum(axis=1, keepdims=True)
-    return float(np.sum(counts * np.log2(totals / np.maximum(counts, 1))))
 
 
 def _table_bits(tables: np.ndarray) -> int:
@@ -65,8 +52,8 @@ class AnsIndexCoder:
         layer = per_group.sum(axis=0, keepdims=True)
         scope = SCOPE_LAYER
         if groups > 1:
-            cost_layer = entropy_bits(layer) + _table_bits(layer)
-            cost_group = entropy_bits(per_group) + _table_bits(per_group)
+            cost_layer = order0_bits(layer) + _table_bits(layer)
+            cost_group = order0_bits(per_group) + _table_bits(per_group)
             if cost_group < cost_layer:
                 scope = SCOPE_GROUP
         tables = layer if scope == SCOPE_LAYER else per_group

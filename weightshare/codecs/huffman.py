@@ -27,9 +27,9 @@ import math
 
 import numpy as np
 
-from weightshare.codecs.ans import group_counts
 from weightshare.codecs.bitpack import pack_bits, packed_size, padding_is_zero, unpack_bits
 from weightshare.codecs.container import FormatError
+from weightshare.codecs.counts import group_counts
 
 MAX_CODE_LENGTH = 20
 LENGTH_BITS = 5

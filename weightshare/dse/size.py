@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from weightshare.codecs.counts import group_counts, order0_bits
 from weightshare.errors import UserError
 from weightshare.types import K_MAX, SharedWeights
 from weightshare.validation import check_int
@@ -103,14 +104,8 @@ def entropy_bits(shared: SharedWeights, *, codebook_bits: int = 32) -> float:
     ``"channel"`` codebooks is not counted). An estimate, not a coded size.
     """
     codebook_bits = check_int("codebook_bits", codebook_bits, 1)
-    width = shared.k_eff
-    flat = shared.indices.reshape(shared.groups, -1).astype(np.intp)
-    codes = (flat + width * np.arange(shared.groups)[:, None]).ravel()
-    counts = np.bincount(codes, minlength=shared.groups * width).reshape(shared.groups, width)
-    totals = counts.sum(axis=1, keepdims=True)
-    # sum over used entries of count * log2(n_g / count); unused entries multiply by 0
-    coded = float(np.sum(counts * np.log2(totals / np.maximum(counts, 1))))
-    return coded + codebook_bits * int(np.count_nonzero(counts))
+    counts = group_counts(shared.indices.reshape(shared.groups, -1), shared.k_eff)
+    return order0_bits(counts) + codebook_bits * int(np.count_nonzero(counts))
 
 
 def compression_ratio_entropy(shared: Sequence[SharedWeights], *, codebook_bits: int = 32) -> float:
