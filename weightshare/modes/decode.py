@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from weightshare.errors import UserError
+from weightshare.modes.input_files import read_input
 
 OUTPUT_SUFFIXES = (".pt", ".onnx")
-MAX_FILE_BYTES = 1 << 32
 
 
 @dataclass(frozen=True)
@@ -40,17 +40,7 @@ def read_model_file(path: Path):
     from weightshare.codecs import decode_model
 
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise UserError(f"{path} has {size} bytes; model files are at most {MAX_FILE_BYTES}")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"model file {path} does not exist") from None
-    except IsADirectoryError:
-        raise UserError(f"model file {path} is a directory") from None
-    except OSError as exc:
-        raise UserError(f"model file {path} cannot be read ({exc})") from None
+    data = read_input(path, "model file")
     try:
         return decode_model(data)
     except UserError as exc:

@@ -23,7 +23,6 @@ from weightshare.validation import check_int
 ACCURACY_CHOICES = ("all", "last", "none")
 _EPOCH_RE = re.compile(r"^\d+$")
 _NAME_RE = re.compile(r"^(\d+)_([0-9.eE+-]+)\.pt$")
-MAX_FILE_BYTES = 1 << 32
 
 
 # --- checkpoints -----------------------------------------------------------------------------
@@ -128,22 +127,6 @@ def save_numpy_state(state: dict, out: Path) -> None:
 
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({k: torch.from_numpy(v.copy()) for k, v in state.items()}, out)
-
-
-def read_bytes(path: Path, what: str = "residual file") -> bytes:
-    """A file's bytes; UserError when missing, a directory, too large or unreadable."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise UserError(f"{path} has {size} bytes; {what}s are at most {MAX_FILE_BYTES}")
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{what} {path} does not exist") from None
-    except IsADirectoryError:
-        raise UserError(f"{what} {path} is a directory") from None
-    except OSError as exc:
-        raise UserError(f"{what} {path} cannot be read ({exc})") from None
 
 
 # --- accuracy ---------------------------------------------------------------------------------

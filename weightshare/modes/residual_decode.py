@@ -18,9 +18,10 @@ def run(file: Path, out: Path, pre: Path | None) -> dict:
     """Decode ``file`` against the checkpoint ``pre`` into ``out``; returns a summary dict."""
     from weightshare.codecs.residual import METHODS, decode_residual
     from weightshare.codecs.residual.methods import read_residual_manifest
-    from weightshare.modes.residual import load_numpy_state, read_bytes, save_numpy_state
+    from weightshare.modes.input_files import read_input
+    from weightshare.modes.residual import load_numpy_state, save_numpy_state
 
-    data = read_bytes(file)
+    data = read_input(file, "residual file")
     try:
         _, _, info = read_residual_manifest(data)
     except UserError as exc:

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from weightshare.errors import UserError, first_line
+from weightshare.networks.registry import find_weights_file
 
 
 def _app(name: str, **kwargs):
@@ -64,19 +65,7 @@ def cache_dirs() -> list[Path]:
 
 def find_weights(spec, explicit=None):
     """The ``.h5`` weights of a keras zoo network and its WeightsFile entry (see module doc)."""
-    if explicit is not None:
-        path = Path(explicit)
-        if not path.is_file():
-            raise UserError(f"--weights {path} does not exist")
-        return path, spec.weights[0]
-    for directory in cache_dirs():
-        for entry in spec.weights:
-            if (directory / entry.file).is_file():
-                return directory / entry.file, entry
-    raise UserError(
-        f"no pretrained weights for {spec.name}: put {spec.weights[0].file} in "
-        f"{cache_dirs()[0]}/ or pass --weights PATH (no download is attempted)"
-    )
+    return find_weights_file(spec, explicit, cache_dirs())
 
 
 def load_pretrained(spec, path: Path):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from weightshare.errors import UserError
+from weightshare.networks.registry import find_weights_file
 
 
 def _tv(arch: str, **kwargs):
@@ -98,19 +98,7 @@ def find_weights(spec, explicit=None):
     Raises:
         UserError: no file; the message says where to put one.
     """
-    if explicit is not None:
-        path = Path(explicit)
-        if not path.is_file():
-            raise UserError(f"--weights {path} does not exist")
-        return path, spec.weights[0]
-    directory = hub_dir()
-    for entry in spec.weights:
-        if (directory / entry.file).is_file():
-            return directory / entry.file, entry
-    raise UserError(
-        f"no pretrained weights for {spec.name}: put {spec.weights[0].file} (torchvision "
-        f"IMAGENET1K_V1) in {directory}/ or pass --weights PATH (no download is attempted)"
-    )
+    return find_weights_file(spec, explicit, [hub_dir()], " (torchvision IMAGENET1K_V1)")
 
 
 def load_pretrained(spec, path: Path):

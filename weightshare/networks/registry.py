@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from weightshare.errors import UserError
 from weightshare.networks.transforms import ImageTransform, imagenet_transform
@@ -80,6 +81,35 @@ class NetworkSpec:
         """A freshly initialised model (imports its framework)."""
         module_name, attr = self.builder.split(":")
         return getattr(importlib.import_module(module_name), attr)()
+
+
+def find_weights_file(
+    spec: NetworkSpec, explicit: str | Path | None, directories: list[Path], note: str = ""
+) -> tuple[Path, WeightsFile]:
+    """The pretrained-weights file of a zoo network and its :class:`WeightsFile` entry.
+
+    Args:
+        spec: a zoo ``NetworkSpec`` (``spec.weights`` non-empty).
+        explicit: the ``--weights``/``--checkpoint`` path, or None to look in ``directories``.
+        directories: the framework's weight caches, searched in order for each entry's file.
+        note: said after the file name in the "no weights" message (e.g. the weights' origin).
+
+    Raises:
+        UserError: no file; the message says where to put one.
+    """
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.is_file():
+            raise UserError(f"--weights {path} does not exist")
+        return path, spec.weights[0]
+    for directory in directories:
+        for entry in spec.weights:
+            if (directory / entry.file).is_file():
+                return directory / entry.file, entry
+    raise UserError(
+        f"no pretrained weights for {spec.name}: put {spec.weights[0].file}{note} in "
+        f"{directories[0]}/ or pass --weights PATH (no download is attempted)"
+    )
 
 
 _SPECS = (
