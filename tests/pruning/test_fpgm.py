@@ -76,3 +76,17 @@ def test_unsupported_network_and_bad_counts_are_refused():
         chains_for("lenet300_fashionmnist")
     with pytest.raises(UserError, match=r"conv1 must have 1..6 channels; got 7"):
         resize(LeNet5(), chains_for("lenet5_fashionmnist"), {"conv1": 7})
+
+
+def test_a_decoded_model_file_of_a_pruned_network_rebuilds_it():
+    from weightshare.codecs import decode_model, encode_model
+    from weightshare.modes.decode import build_model
+    from weightshare.networks.checkpoints import model_state
+
+    torch.manual_seed(0)
+    model, _ = fpgm_prune(LeNet5().eval(), "lenet5_fashionmnist", 0.5)
+    data = encode_model(model_state(model), {}, network="lenet5_fashionmnist")
+    rebuilt, _ = build_model(decode_model(data))
+    x = torch.randn(2, 1, 28, 28)
+    assert rebuilt.conv2.out_channels == 8
+    assert torch.equal(rebuilt(x), model(x))

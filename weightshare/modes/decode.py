@@ -80,9 +80,12 @@ def build_model(decoded):
     import torch
 
     from weightshare.networks import get_network
+    from weightshare.networks.shrink import resize_to_state
 
     spec = get_network(decoded.network)
-    model = spec.build()
+    # an FPGM-pruned network: its channel counts follow from the stored shapes
+    shapes = {name: value.shape for name, value in decoded.state.items()}
+    model = resize_to_state(spec.build(), spec.name, shapes)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(decoded.state))
     unexpected = sorted(set(decoded.state) - set(expected))

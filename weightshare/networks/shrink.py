@@ -162,6 +162,22 @@ def resize(model, chains: Sequence[Chain], channels: Mapping[str, int]):
     return shrink(model, chains, keep)
 
 
+def resize_to_state(model, network: str, shapes: Mapping[str, Sequence[int]]):
+    """Resize ``model`` (fresh from ``network``'s builder) to the channel counts a state dict's
+    tensor shapes imply (a decoded model file of a structurally pruned network); a no-op for
+    networks without chains or a full-size state. Returns ``model``."""
+    chains = CHAINS.get(network, ())
+    channels = {
+        c.conv: int(shapes[f"{c.conv}.weight"][0])
+        for c in chains
+        if f"{c.conv}.weight" in shapes and len(shapes[f"{c.conv}.weight"]) == 4
+    }
+    full = {c.conv: int(model.get_submodule(c.conv).out_channels) for c in chains}
+    if all(channels.get(name, n) == n for name, n in full.items()):
+        return model
+    return resize(model, chains, channels)
+
+
 def architecture_path(checkpoint: Path) -> Path:
     """The JSON beside a checkpoint that records its pruned channel counts."""
     checkpoint = Path(checkpoint)
