@@ -34,3 +34,39 @@ def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise UserError(f"{name} must be one of {allowed}; got {value!r}")
     return value
+
+
+def check_float(
+    name: str,
+    value: object,
+    low: float,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """``value`` as a float in the interval from ``low`` to ``high`` (None: no upper bound).
+
+    ``low_open`` / ``high_open`` exclude that end, e.g. ``check_float("--dataset_scale", v, 0,
+    1, low_open=True)`` accepts ``(0, 1]``. Ints are accepted; bools and NaN are not.
+
+    Raises:
+        UserError: ``value`` is not a real number or lies outside the interval, e.g.
+            ``--dataset_scale must be a float in (0, 1]; got 0.0``.
+    """
+    real = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    inside = real and (value > low if low_open else value >= low)
+    if inside and high is not None:
+        inside = value < high if high_open else value <= high
+    if not inside:
+        if high is None:
+            bound = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            bound = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise UserError(f"{name} must be a float {bound}; got {value!r}")
+    return float(value)
+
+
+def check_optional_choice(name: str, value: object, allowed: tuple[str, ...]) -> str | None:
+    """None, or ``value`` if it is one of ``allowed``; UserError otherwise."""
+    return None if value is None else check_choice(name, value, allowed)

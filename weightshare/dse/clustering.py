@@ -36,7 +36,7 @@ INIT_METHODS = ("linear", "quantile", "kmeans++")
 KMEANSPP_RESTARTS = 3
 MAX_ITER = 300
 
-_INIT_CHOICES = (*INIT_METHODS, "best")
+INIT_CHOICES = (*INIT_METHODS, "best")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -75,7 +75,7 @@ def kmeans_1d(
         UserError: on an invalid parameter or non-finite data.
     """
     k = check_int("k", k, 1, K_MAX)
-    check_choice("init", init, _INIT_CHOICES)
+    check_choice("init", init, INIT_CHOICES)
     max_iter = check_int("max_iter", max_iter, 0)
     seed = check_int("seed", seed, 0)
     if isinstance(tol, bool) or not isinstance(tol, Real) or not 0.0 <= tol < np.inf:
@@ -112,7 +112,7 @@ def share_weights(
     """
     k = check_int("k", k, 1, K_MAX)
     check_choice("granularity", granularity, GRANULARITIES)
-    check_choice("init", init, _INIT_CHOICES)
+    check_choice("init", init, INIT_CHOICES)
     seed = check_int("seed", seed, 0)
     return _share(_check_weights("weights", weights), k, granularity, init, seed)
 
@@ -141,7 +141,7 @@ class ClusterCache:
         seed: int = 0,
     ) -> None:
         check_choice("granularity", granularity, GRANULARITIES)
-        check_choice("init", init, _INIT_CHOICES)
+        check_choice("init", init, INIT_CHOICES)
         self._seed = check_int("seed", seed, 0)
         self._granularity = granularity
         self._init = init

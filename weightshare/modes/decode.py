@@ -16,6 +16,7 @@ from pathlib import Path
 
 from weightshare.errors import UserError
 from weightshare.modes.input_files import read_input
+from weightshare.validation import check_int
 
 OUTPUT_SUFFIXES = (".pt", ".onnx")
 
@@ -33,6 +34,9 @@ class DecodeConfig:
     model_file: Path
     out: Path
     threads: int = 2
+
+    def __post_init__(self) -> None:
+        check_int("--threads", self.threads, 1)
 
 
 def read_model_file(path: Path):

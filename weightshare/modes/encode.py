@@ -18,14 +18,13 @@ from typing import Any
 from weightshare.codecs.codebook import CODEBOOK_DTYPES
 from weightshare.codecs.coders import CODER_NAMES, DEFAULT_CODER
 from weightshare.codecs.container import Manifest
-from weightshare.dse.clustering import INIT_METHODS
+from weightshare.dse.clustering import INIT_CHOICES
 from weightshare.errors import UserError
 from weightshare.modes.results_points import is_results, pick_point
 from weightshare.types import GRANULARITIES, K_MAX
-from weightshare.validation import check_int
+from weightshare.validation import check_choice, check_int, check_optional_choice
 
 DEFAULT_FILE_NAME = "model.wsz"
-_INITS = (*INIT_METHODS, "best")
 _INERTIA_RTOL = 1e-9
 
 
@@ -83,6 +82,13 @@ class EncodeConfig:
     checkpoint: str | None = None
     cache_dir: Path = Path(".")
     threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.trial != "best":
+            check_int("--trial", self.trial, 0)
+        check_choice("--coder", self.coder, CODER_NAMES)
+        check_optional_choice("--codebook-dtype", self.codebook_dtype, tuple(CODEBOOK_DTYPES))
+        check_int("--threads", self.threads, 1)
 
 
 # --- reading the run's results --------------------------------------------------------------
@@ -163,7 +169,7 @@ def _from_results(path: Path, trial: int | str) -> Selection:
         network=data["network"],
         k_per_layer=k_map,
         granularity=_setting(settings, "granularity", "layer", GRANULARITIES, path),
-        init=_setting(settings, "init", "best", _INITS, path),
+        init=_setting(settings, "init", "best", INIT_CHOICES, path),
         seed=check_int(f"{path}: settings.seed", settings.get("seed", 0), 0),
         checkpoint=checkpoint,
         source=path,
@@ -194,7 +200,7 @@ def _from_evaluation(path: Path) -> Selection:
         network=data["network"],
         k_per_layer=k_map,
         granularity=_setting(data, "granularity", "layer", GRANULARITIES, path),
-        init=_setting(data, "init", "best", _INITS, path),  # older files: evaluate's default
+        init=_setting(data, "init", "best", INIT_CHOICES, path),  # older files: evaluate's default
         seed=0,
         checkpoint=checkpoint if isinstance(checkpoint, str) else None,
         source=path,

@@ -12,11 +12,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from weightshare.backends.registry import BACKEND_NAMES
+from weightshare.dse.clustering import INIT_CHOICES
 from weightshare.errors import UserError
 from weightshare.modes.results_points import is_results, pick_point
 from weightshare.networks import get_network
-from weightshare.types import K_MAX
-from weightshare.validation import check_int
+from weightshare.types import GRANULARITIES, K_MAX
+from weightshare.validation import check_choice, check_float, check_int, check_optional_choice
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,25 @@ class EvaluateConfig:
     weights: str | None = None
     dataset: str | None = None
     k_source: dict | None = None
+
+    def __post_init__(self) -> None:
+        get_network(self.network)
+        if (self.k is None) == (self.k_per_layer is None):
+            raise UserError("give exactly one of --k and --k-per-layer")
+        if self.k is not None:
+            validate_k(self.k, "--k")
+        elif not isinstance(self.k_per_layer, dict) or not self.k_per_layer:
+            raise UserError(
+                f"--k-per-layer must be a non-empty map layer -> k; got {self.k_per_layer!r}"
+            )
+        else:
+            for name, k in self.k_per_layer.items():
+                validate_k(k, f"k of layer {name!r}")
+        check_choice("--granularity", self.granularity, GRANULARITIES)
+        check_choice("--init", self.init, INIT_CHOICES)
+        check_float("--dataset_scale", self.dataset_scale, 0, 1, low_open=True)
+        check_int("--threads", self.threads, 1)
+        check_optional_choice("--backend", self.backend, BACKEND_NAMES)
 
 
 def evaluated_name(spec, model: str | None) -> str:
@@ -127,10 +148,7 @@ def resolve_k_map(
     layer_names: list[str], k: int | None, k_per_layer: dict[str, int] | None
 ) -> dict[str, int]:
     """The k of each layer to cluster: all layers at ``k``, or the named ones."""
-    if (k is None) == (k_per_layer is None):
-        raise UserError("give exactly one of --k and --k-per-layer")
     if k is not None:
-        validate_k(k, "--k")
         return {name: k for name in layer_names}
     unknown = [name for name in k_per_layer if name not in layer_names]
     if unknown:
@@ -260,13 +278,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--granularity",
-        choices=("layer", "channel"),
+        choices=GRANULARITIES,
         default="layer",
         help="one codebook per layer (the paper's) or per output channel",
     )
     group.add_argument(
         "--init",
-        choices=("best", "linear", "quantile", "kmeans++"),
+        choices=INIT_CHOICES,
         default="best",
         help="k-means initialisation; 'best' keeps the lowest inertia of all, "
         "the paper's 'linear' included (default: best)",

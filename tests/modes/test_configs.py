@@ -1,0 +1,94 @@
+"""Every mode's config refuses a bad value on construction, with the exact one-line message
+(parameter, allowed values, value received); the command line reports it as ``error:``, exit 2."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import one_line_error, run_main
+from weightshare.backends.registry import BACKEND_NAMES
+from weightshare.errors import UserError
+from weightshare.modes.decode import DecodeConfig
+from weightshare.modes.encode import EncodeConfig
+from weightshare.modes.evaluate import EvaluateConfig
+
+EVALUATE = EvaluateConfig(network="lenet5_fashionmnist", k=16, k_per_layer=None)
+ENCODE = EncodeConfig(log_dir=Path("run"))
+DECODE = DecodeConfig(model_file=Path("m.wsz"), out=Path("m.pt"))
+
+# (valid config, fields changed, exact message)
+REFUSALS = [
+    (EVALUATE, {"k": 0}, "--k must be an int in [1, 65536]; got 0"),
+    (EVALUATE, {"k": 65537}, "--k must be an int in [1, 65536]; got 65537"),
+    (EVALUATE, {"k": 4.0}, "--k must be an int in [1, 65536]; got 4.0"),
+    (EVALUATE, {"k": None}, "give exactly one of --k and --k-per-layer"),
+    (EVALUATE, {"k_per_layer": {"fc1": 4}}, "give exactly one of --k and --k-per-layer"),
+    (
+        EVALUATE,
+        {"k": None, "k_per_layer": {}},
+        "--k-per-layer must be a non-empty map layer -> k; got {}",
+    ),
+    (
+        EVALUATE,
+        {"k": None, "k_per_layer": {"fc1": 1 << 17}},
+        "k of layer 'fc1' must be an int in [1, 65536]; got 131072",
+    ),
+    (
+        EVALUATE,
+        {"granularity": "row"},
+        "--granularity must be one of ('layer', 'channel'); got 'row'",
+    ),
+    (
+        EVALUATE,
+        {"init": "random"},
+        "--init must be one of ('linear', 'quantile', 'kmeans++', 'best'); got 'random'",
+    ),
+    (EVALUATE, {"dataset_scale": 0.0}, "--dataset_scale must be a float in (0, 1]; got 0.0"),
+    (EVALUATE, {"dataset_scale": 1.5}, "--dataset_scale must be a float in (0, 1]; got 1.5"),
+    (EVALUATE, {"threads": 0}, "--threads must be an int >= 1; got 0"),
+    (EVALUATE, {"backend": "tvm"}, f"--backend must be one of {BACKEND_NAMES}; got 'tvm'"),
+    (ENCODE, {"trial": -1}, "--trial must be an int >= 0; got -1"),
+    (ENCODE, {"coder": "zip"}, "--coder must be one of ('ans', 'huffman', 'fixed'); got 'zip'"),
+    (
+        ENCODE,
+        {"codebook_dtype": "bf16"},
+        "--codebook-dtype must be one of ('fp32', 'fp16'); got 'bf16'",
+    ),
+    (ENCODE, {"threads": 0}, "--threads must be an int >= 1; got 0"),
+    (DECODE, {"threads": -2}, "--threads must be an int >= 1; got -2"),
+]
+
+
+@pytest.mark.parametrize(
+    ("config", "changes", "message"),
+    REFUSALS,
+    ids=[f"{type(c).__name__}-{'-'.join(map(str, ch))}" for c, ch, _ in REFUSALS],
+)
+def test_a_config_refuses_a_bad_value_with_the_exact_message(config, changes, message):
+    with pytest.raises(UserError) as caught:
+        replace(config, **changes)
+    assert str(caught.value) == message
+
+
+def test_an_unknown_network_is_refused_by_the_config():
+    with pytest.raises(UserError, match=r"^unknown --network_dataset 'nope'; known: lenet300_"):
+        replace(EVALUATE, network="nope")
+
+
+def test_valid_configs_keep_their_values():
+    per_layer = replace(EVALUATE, k=None, k_per_layer={"fc1": 4}, backend="onnxruntime")
+    assert (per_layer.k, per_layer.k_per_layer, per_layer.backend) == (
+        None,
+        {"fc1": 4},
+        "onnxruntime",
+    )
+    assert replace(ENCODE, trial=3, codebook_dtype="fp16").trial == 3
+    assert replace(DECODE, threads=1).threads == 1
+
+
+def test_the_command_line_reports_a_config_refusal_in_one_line():
+    line = one_line_error(run_main("--mode", "evaluate", "--k", "0"))
+    assert line == "error: --k must be an int in [1, 65536]; got 0"
