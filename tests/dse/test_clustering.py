@@ -454,3 +454,64 @@ def test_cache_rejects_unknown_layer_and_bad_k():
 def test_cache_validates_its_weights():
     with pytest.raises(UserError, match=r"^weights\['bad'\] must be finite"):
         ClusterCache({"bad": np.array([np.nan], dtype=np.float32)})
+
+
+# --- sensitivity-weighted k-means -------------------------------------------------------
+
+
+@pytest.mark.parametrize("granularity", ["layer", "channel"])
+@pytest.mark.parametrize("init", ["best", "linear", "quantile", "kmeans++"])
+def test_uniform_importance_is_plain_kmeans_bit_for_bit(granularity, init):
+    weights = np.random.default_rng(3).standard_normal((12, 6, 3, 3)).astype(np.float32)
+    plain = share_weights(weights, 5, granularity=granularity, init=init, seed=1)
+    weighted = share_weights(
+        weights,
+        5,
+        granularity=granularity,
+        init=init,
+        seed=1,
+        importance=np.full(weights.shape, 0.37),
+    )
+    assert weighted.codebook.tobytes() == plain.codebook.tobytes()
+    assert weighted.indices.tobytes() == plain.indices.tobytes()
+    assert weighted.inertia == plain.inertia
+    assert weighted.method == plain.method
+
+
+def test_a_very_important_weight_is_represented_exactly():
+    weights = np.random.default_rng(4).standard_normal(500).astype(np.float32)
+    importance = np.ones(500)
+    importance[123] = 1e9
+    plain = share_weights(weights, 4).dequantize()
+    weighted = share_weights(weights, 4, importance=importance).dequantize()
+    assert abs(plain[123] - weights[123]) > 1e-3  # plain k-means does not keep it
+    assert weighted[123] == weights[123]
+
+
+def test_weighted_kmeans_is_deterministic_and_lowers_the_weighted_error():
+    rng = np.random.default_rng(5)
+    weights = rng.standard_normal(2000).astype(np.float32)
+    importance = rng.exponential(size=2000) ** 3
+    first = share_weights(weights, 8, importance=importance)
+    second = share_weights(weights, 8, importance=importance)
+    assert first.codebook.tobytes() == second.codebook.tobytes()
+    assert first.indices.tobytes() == second.indices.tobytes()
+
+    def weighted_error(sw):
+        return float((importance * (sw.dequantize() - weights) ** 2).sum())
+
+    assert weighted_error(first) < weighted_error(share_weights(weights, 8))
+
+
+def test_importance_is_validated():
+    weights = np.zeros((4, 4), dtype=np.float32)
+    with pytest.raises(
+        UserError, match=r"importance must be a floating-point array of shape \(4, 4\)"
+    ):
+        share_weights(weights, 2, importance=np.ones(3))
+    bad = np.ones((4, 4))
+    bad[0, 0] = -1.0
+    with pytest.raises(UserError, match="importance must be finite and >= 0; got 1 values"):
+        share_weights(weights, 2, importance=bad)
+    with pytest.raises(UserError, match="importance must cover every layer; 'b' has none"):
+        ClusterCache({"a": weights, "b": weights}, importance={"a": np.ones((4, 4))})

@@ -14,6 +14,7 @@ import contextlib
 import io
 import time
 import warnings
+import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
     from torch import nn
 
     from weightshare.networks.datasets import Split
+
+
+FISHER_BATCH = 16  # images per gradient in PyTorchBackend.fisher
+BN_BATCH = 256  # images per forward pass in PyTorchBackend.reestimate_bn
 
 
 class Feeder(Protocol):
@@ -193,6 +198,164 @@ class PyTorchBackend:
             seconds=seconds,
             correct=correct,
         )
+
+    # --- calibration (sensitivity-weighted k-means, bias correction, BatchNorm) ----------
+
+    def fisher(self, split: Split, batch_size: int = FISHER_BATCH) -> dict[str, np.ndarray]:
+        """Diagonal empirical Fisher of every clusterable weight on ``split``.
+
+        The mean over mini-batches of ``batch_size`` images of the squared gradient of the
+        mean cross-entropy (eval mode: BatchNorm uses its running statistics). Computed with
+        the weights the layers hold now. Returns layer name -> float64 array of the weight's
+        canonical shape, >= 0.
+        """
+        import torch
+
+        torch.set_num_threads(self.threads)
+        params = {name: m.weight for name, m in self._modules.items()}
+        totals = {name: torch.zeros_like(p, dtype=torch.float64) for name, p in params.items()}
+        flags = {name: p.requires_grad for name, p in params.items()}
+        labels = torch.from_numpy(np.asarray(split.labels, dtype=np.int64))
+        n_batches, start = 0, 0
+        try:
+            for p in params.values():
+                p.requires_grad_(True)
+            for x in self.feeder.batches(split, batch_size):
+                x = torch.as_tensor(x)
+                y = labels[start : start + x.shape[0]]
+                start += x.shape[0]
+                logits = self.model(x).reshape(x.shape[0], -1)
+                grads = torch.autograd.grad(
+                    torch.nn.functional.cross_entropy(logits, y), list(params.values())
+                )
+                for name, grad in zip(params, grads, strict=True):
+                    totals[name] += grad.double().square()
+                n_batches += 1
+        finally:
+            for name, p in params.items():
+                p.requires_grad_(flags[name])
+        return {name: (t / max(n_batches, 1)).numpy() for name, t in totals.items()}
+
+    def input_means(self, split: Split) -> dict[str, np.ndarray]:
+        """Mean input patch of every clusterable layer on ``split``, with the current weights.
+
+        For a conv, the mean over images and output positions of its unfolded input (zero
+        padding included), shape ``(groups, in/groups * kh * kw)``; for a linear layer the mean
+        input, shape ``(1, in)``. The layer's output mean is then ``W @ mean`` per group (plus
+        the bias), which is what bias correction needs. The same forward passes find where each
+        layer's bias lives (:meth:`shift_biases`).
+        """
+        import torch
+        from torch.nn import functional as F
+
+        torch.set_num_threads(self.threads)
+        sums: dict[str, torch.Tensor] = {}
+        counts = dict.fromkeys(self._modules, 0)
+        outputs: dict[int, tuple] = {}
+        followers: dict[str, nn.Module] = {}
+        hooks = []
+
+        def layer_hook(name, module):
+            def hook(mod, args, out):
+                x = args[0]
+                if isinstance(mod, torch.nn.Conv2d):
+                    cols = F.unfold(x, mod.kernel_size, mod.dilation, mod.padding, mod.stride)
+                    flat = cols.transpose(1, 2).reshape(-1, cols.shape[1])
+                else:
+                    flat = x.reshape(-1, x.shape[-1])
+                total = flat.double().sum(dim=0)
+                sums[name] = total if name not in sums else sums[name] + total
+                counts[name] += flat.shape[0]
+                outputs[id(out)] = (name, weakref.ref(out))
+
+            return hook
+
+        def bn_hook(mod, args, out):
+            name, ref = outputs.get(id(args[0]), (None, None))
+            if name is not None and ref() is args[0]:  # the very tensor, not a reused id
+                followers.setdefault(name, mod)
+
+        for name, module in self._modules.items():
+            hooks.append(module.register_forward_hook(layer_hook(name, module)))
+        for module in self.model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                hooks.append(module.register_forward_hook(bn_hook))
+        try:
+            with torch.inference_mode():
+                for x in self.feeder.batches(split, self.batch_size):
+                    outputs.clear()
+                    self.model(torch.as_tensor(x))
+        finally:
+            for handle in hooks:
+                handle.remove()
+        self._bn_after = followers
+        means = {}
+        for name, module in self._modules.items():
+            groups = getattr(module, "groups", 1)
+            means[name] = (sums[name] / max(counts[name], 1)).numpy().reshape(groups, -1)
+        return means
+
+    def shift_biases(self, shifts: Mapping[str, np.ndarray]) -> list[str]:
+        """Add ``shifts[name]`` (one value per output channel) to each layer's output.
+
+        Into the layer's bias when it has one; else into the BatchNorm that reads the layer's
+        output directly (its ``running_mean`` drops by the shift, the same function in eval
+        mode). Needs :meth:`input_means` first (it finds those BatchNorms). Returns the layers
+        that have neither, left unchanged.
+        """
+        import torch
+
+        skipped = []
+        with torch.no_grad():
+            for name, shift in shifts.items():
+                module = self._module(name)
+                delta = torch.from_numpy(np.asarray(shift, dtype=np.float32))
+                if getattr(module, "bias", None) is not None:
+                    module.bias.add_(delta)
+                elif name in getattr(self, "_bn_after", {}):
+                    self._bn_after[name].running_mean.sub_(delta)
+                else:
+                    skipped.append(name)
+        return skipped
+
+    def reestimate_bn(self, split: Split) -> int:
+        """Recompute every BatchNorm's running mean and variance on ``split``.
+
+        Train-mode BatchNorm over batches of at most ``BN_BATCH`` images, the momentum of
+        each batch set to ``its images / images so far`` (a cumulative average weighted by
+        batch size: the running mean is the mean over all images, the running variance the
+        mean of the batches' unbiased variances),
+        no gradients, then eval mode again; each module's momentum is put back. Returns the
+        number of BatchNorm layers re-estimated (0: nothing changed).
+        """
+        import torch
+
+        torch.set_num_threads(self.threads)
+        norms = [
+            m
+            for m in self.model.modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+        ]
+        if not norms:
+            return 0
+        momenta = [m.momentum for m in norms]
+        try:
+            for m in norms:
+                m.reset_running_stats()
+                m.train()
+            seen = 0
+            with torch.no_grad():
+                for x in self.feeder.batches(split, min(self.batch_size, BN_BATCH)):
+                    x = torch.as_tensor(x)
+                    seen += x.shape[0]
+                    for m in norms:
+                        m.momentum = x.shape[0] / seen
+                    self.model(x)
+        finally:
+            for m, momentum in zip(norms, momenta, strict=True):
+                m.momentum = momentum
+            self.model.eval()
+        return len(norms)
 
     def n_unclustered(self) -> int:
         clustered = {f"{name}.weight" for name in self._modules}

@@ -18,6 +18,14 @@ The clustering is exact 1-D Lloyd k-means run on the sorted weights:
 
 Every random draw comes from a ``numpy.random.Generator`` seeded by the caller: the same input
 gives the same output bit for bit. No (n, k) distance matrix is ever built.
+
+Sensitivity-weighted k-means (SqueezeLLM): with an ``importance`` per weight (>= 0, for example
+its diagonal Fisher information), Lloyd minimises ``sum importance * (x - c)**2``: the cluster
+means are importance-weighted (weighted prefix sums, still O(k log n) per step), the relocation
+of an empty cluster picks the largest ``sqrt(importance) * |x - c|`` and the inertia that picks
+the best init is weighted. The inits themselves are the unweighted ones. Importances are
+divided by their maximum (floored at ``IMPORTANCE_FLOOR`` so every cluster has a mean), so a
+uniform importance gives exactly the plain k-means result, bit for bit.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ INIT_METHODS = ("linear", "quantile", "kmeans++")
 KMEANSPP_RESTARTS = 3
 MAX_ITER = 300
 
+IMPORTANCE_FLOOR = 1e-12  # relative to the largest importance of the tensor or channel
 INIT_CHOICES = (*INIT_METHODS, "best")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -48,6 +57,7 @@ def kmeans_1d(
     max_iter: int = MAX_ITER,
     tol: float = 0.0,
     seed: int = 0,
+    importance: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float, str]:
     """Cluster 1-D data with Lloyd's k-means.
 
@@ -63,6 +73,9 @@ def kmeans_1d(
         tol: stop early once the summed squared centroid shift of one update is at most
             ``tol * var(x)``. ``0.0`` runs until the assignments stop changing.
         seed: seed of the generator used by ``"kmeans++"``.
+        importance: None (plain k-means) or the weight of each point, shape ``(n,)``, finite,
+            >= 0; the inertia is then ``sum importance * (x - c)**2`` after the importances are
+            divided by their maximum.
 
     Returns:
         ``(centroids, labels, inertia, method)``: centroids float32, shape ``(k_eff,)``,
@@ -83,7 +96,8 @@ def kmeans_1d(
     x = _check_weights("x", x)
     if x.ndim != 1:
         raise UserError(f"x must be a 1-D array; got shape {x.shape}")
-    return _cluster(x.astype(np.float64), k, init, max_iter, float(tol), seed)
+    w = None if importance is None else _check_importance("importance", importance, x.shape)
+    return _cluster(x.astype(np.float64), k, init, max_iter, float(tol), seed, _normalized(w))
 
 
 def share_weights(
@@ -93,6 +107,7 @@ def share_weights(
     granularity: str = "layer",
     init: str = "best",
     seed: int = 0,
+    importance: np.ndarray | None = None,
 ) -> SharedWeights:
     """Replace a weight tensor by ``k`` shared values per layer or per output channel.
 
@@ -103,6 +118,8 @@ def share_weights(
         granularity: ``"layer"`` (one codebook) or ``"channel"`` (one per ``weights[g]``).
         init: see :func:`kmeans_1d`.
         seed: see :func:`kmeans_1d`; every channel uses the same seed.
+        importance: None, or one importance per weight, the shape of ``weights`` (see
+            :func:`kmeans_1d`; normalised per codebook).
 
     Returns:
         The :class:`SharedWeights`; Lloyd runs with ``max_iter=MAX_ITER`` and ``tol=0``.
@@ -114,7 +131,10 @@ def share_weights(
     check_choice("granularity", granularity, GRANULARITIES)
     check_choice("init", init, INIT_CHOICES)
     seed = check_int("seed", seed, 0)
-    return _share(_check_weights("weights", weights), k, granularity, init, seed)
+    weights = _check_weights("weights", weights)
+    if importance is not None:
+        importance = _check_importance("importance", importance, weights.shape)
+    return _share(weights, k, granularity, init, seed, importance)
 
 
 class ClusterCache:
@@ -127,6 +147,8 @@ class ClusterCache:
     Args:
         weights: layer name -> floating-point weight tensor (see :func:`share_weights`).
         granularity, init, seed: see :func:`share_weights`.
+        importance: None (plain k-means), or layer name -> importance of each weight (the
+            shape of its tensor) for sensitivity-weighted k-means; every layer needs one.
 
     Raises:
         UserError: on an invalid parameter or non-finite weights.
@@ -139,6 +161,7 @@ class ClusterCache:
         granularity: str = "layer",
         init: str = "best",
         seed: int = 0,
+        importance: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         check_choice("granularity", granularity, GRANULARITIES)
         check_choice("init", init, INIT_CHOICES)
@@ -150,6 +173,17 @@ class ClusterCache:
             pristine = np.array(_check_weights(f"weights[{name!r}]", tensor), copy=True)
             pristine.setflags(write=False)
             self._weights[name] = pristine
+        self._importance: dict[str, np.ndarray] | None = None
+        if importance is not None:
+            self._importance = {}
+            for name, tensor in self._weights.items():
+                if name not in importance:
+                    raise UserError(f"importance must cover every layer; {name!r} has none")
+                values = _check_importance(
+                    f"importance[{name!r}]", importance[name], tensor.shape
+                ).copy()
+                values.setflags(write=False)
+                self._importance[name] = values
         self._shared: dict[tuple[str, int], SharedWeights] = {}
 
     def get(self, layer: str, k: int) -> SharedWeights:
@@ -163,8 +197,9 @@ class ClusterCache:
         k = check_int("k", k, 1, K_MAX)
         key = (layer, k)
         if key not in self._shared:
+            importance = None if self._importance is None else self._importance[layer]
             self._shared[key] = _share(
-                self._weights[layer], k, self._granularity, self._init, self._seed
+                self._weights[layer], k, self._granularity, self._init, self._seed, importance
             )
         return self._shared[key]
 
@@ -198,14 +233,57 @@ def _check_weights(name: str, values: np.ndarray) -> np.ndarray:
     return array
 
 
+def _check_importance(name: str, values: np.ndarray, shape: tuple) -> np.ndarray:
+    """``values`` as a float64 array of ``shape``, finite and >= 0."""
+    array = np.asarray(values)
+    if not np.issubdtype(array.dtype, np.floating) or array.shape != tuple(shape):
+        raise UserError(
+            f"{name} must be a floating-point array of shape {tuple(shape)}; "
+            f"got dtype {array.dtype}, shape {array.shape}"
+        )
+    array = array.astype(np.float64)
+    bad = int(np.count_nonzero(~np.isfinite(array) | (array < 0)))
+    if bad:
+        raise UserError(f"{name} must be finite and >= 0; got {bad} values that are not")
+    return array
+
+
 # --- clustering (inputs trusted from here on) ---------------------------------------------
 
 
-def _share(weights: np.ndarray, k: int, granularity: str, init: str, seed: int) -> SharedWeights:
+def _normalized(importance: np.ndarray | None) -> np.ndarray | None:
+    """Importances divided by their maximum, floored at ``IMPORTANCE_FLOOR`` (float64).
+
+    All equal (or all zero) gives exactly 1.0 everywhere, hence plain k-means bit for bit.
+    """
+    if importance is None:
+        return None
+    top = float(importance.max())
+    if top <= 0.0:
+        return np.ones_like(importance)
+    return np.maximum(importance / top, IMPORTANCE_FLOOR)
+
+
+def _share(
+    weights: np.ndarray,
+    k: int,
+    granularity: str,
+    init: str,
+    seed: int,
+    importance: np.ndarray | None = None,
+) -> SharedWeights:
     """share_weights without validation."""
     w64 = weights.astype(np.float64)
-    rows = w64.reshape(1, -1) if granularity == "layer" else w64.reshape(w64.shape[0], -1)
-    fits = [_cluster(row, k, init, MAX_ITER, 0.0, seed) for row in rows]
+    groups = 1 if granularity == "layer" else w64.shape[0]
+    rows = w64.reshape(groups, -1)
+    if importance is None:
+        fits = [_cluster(row, k, init, MAX_ITER, 0.0, seed) for row in rows]
+    else:
+        weight_rows = importance.reshape(groups, -1)
+        fits = [
+            _cluster(row, k, init, MAX_ITER, 0.0, seed, _normalized(w))
+            for row, w in zip(rows, weight_rows, strict=True)
+        ]
     centroid_rows, label_rows, inertias, methods = zip(*fits, strict=True)
     codebook = np.empty((len(fits), max(c.size for c in centroid_rows)), dtype=np.float32)
     for g, centroids in enumerate(centroid_rows):
@@ -226,30 +304,54 @@ def _share(weights: np.ndarray, k: int, granularity: str, init: str, seed: int) 
 
 
 def _cluster(
-    x: np.ndarray, k: int, init: str, max_iter: int, tol: float, seed: int
+    x: np.ndarray,
+    k: int,
+    init: str,
+    max_iter: int,
+    tol: float,
+    seed: int,
+    importance: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float, str]:
-    """kmeans_1d without validation; ``x`` is float64, shape ``(n,)``."""
-    xs = np.sort(x)
+    """kmeans_1d without validation; ``x`` is float64, shape ``(n,)``; ``importance`` None or
+    normalised (:func:`_normalized`), shape ``(n,)``."""
+    if importance is None:
+        xs, ws = np.sort(x), None
+    else:
+        order = np.argsort(x, kind="stable")
+        xs, ws = x[order], importance[order]
     is_new = np.concatenate(([True], xs[1:] != xs[:-1]))
     if k >= np.count_nonzero(is_new):
-        centroids, inertia = _finalize(xs, xs[is_new])
+        centroids, inertia = _finalize(xs, xs[is_new], ws)
         method = "exact"
     else:
-        centroids, inertia, method = _best_fit(xs, k, init, max_iter, tol, seed)
+        centroids, inertia, method = _best_fit(xs, k, init, max_iter, tol, seed, ws)
     labels = np.searchsorted(_midpoints(centroids), x, side="left")
     return centroids, labels, inertia, method
 
 
 def _best_fit(
-    xs: np.ndarray, k: int, init: str, max_iter: int, tol: float, seed: int
+    xs: np.ndarray,
+    k: int,
+    init: str,
+    max_iter: int,
+    tol: float,
+    seed: int,
+    ws: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, str]:
     """Lloyd from each requested init on sorted ``xs`` (more than k distinct values).
 
-    Returns the float32 centroids, inertia and init name with the lowest inertia; on ties the
-    earlier init in ``INIT_METHODS`` order wins.
+    ``ws``: None or the importance of each sorted weight (the inits ignore it). Returns the
+    float32 centroids, inertia and init name with the lowest inertia; on ties the earlier init
+    in ``INIT_METHODS`` order wins.
     """
     names = INIT_METHODS if init == "best" else (init,)
     p1 = np.concatenate(([0.0], np.cumsum(xs)))
+    weighted = None
+    if ws is not None:  # weighted prefix sums: sum(w * x) and sum(w)
+        weighted = (
+            np.concatenate(([0.0], np.cumsum(ws * xs))),
+            np.concatenate(([0.0], np.cumsum(ws))),
+        )
     p2 = np.concatenate(([0.0], np.cumsum(xs * xs))) if "kmeans++" in names else None
     max_shift = tol * float(xs.var()) if tol > 0.0 else 0.0
     rng = np.random.default_rng(seed)
@@ -262,15 +364,25 @@ def _best_fit(
                 start = np.quantile(xs, (np.arange(k) + 0.5) / k)
             else:
                 start = _kmeanspp(xs, p1, p2, k, rng)
-            centroids = _lloyd(xs, p1, np.unique(start), k, max_iter, max_shift)
-            fits.append((*_finalize(xs, centroids), name))
+            centroids = _lloyd(xs, p1, np.unique(start), k, max_iter, max_shift, ws, weighted)
+            fits.append((*_finalize(xs, centroids, ws), name))
     return min(fits, key=lambda fit: fit[1])  # the first of equal inertias
 
 
 def _lloyd(
-    xs: np.ndarray, p1: np.ndarray, centroids: np.ndarray, k: int, max_iter: int, max_shift: float
+    xs: np.ndarray,
+    p1: np.ndarray,
+    centroids: np.ndarray,
+    k: int,
+    max_iter: int,
+    max_shift: float,
+    ws: np.ndarray | None = None,
+    weighted: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Lloyd's iterations on sorted ``xs`` using the prefix sums ``p1`` (shape ``(n + 1,)``).
+
+    With importances ``ws`` (sorted like ``xs``), ``weighted`` holds the prefix sums of
+    ``ws * xs`` and ``ws`` and the centroids are the importance-weighted cluster means.
 
     ``centroids`` (float64, strictly ascending, at most ``k``) are updated until the cluster
     boundaries stop moving, ``max_iter`` updates were made, or one update moved the centroids
@@ -283,11 +395,15 @@ def _lloyd(
         if previous is not None and np.array_equal(bounds, previous):
             break
         counts = np.diff(bounds)
-        sums = p1[bounds[1:]] - p1[bounds[:-1]]
-        if np.count_nonzero(counts) < k:
-            updated = _reseed(xs, bounds, centroids, sums, counts, k)
+        if weighted is None:
+            sums, mass = p1[bounds[1:]] - p1[bounds[:-1]], counts
         else:
-            updated = np.unique(sums / counts)
+            sums = weighted[0][bounds[1:]] - weighted[0][bounds[:-1]]
+            mass = weighted[1][bounds[1:]] - weighted[1][bounds[:-1]]
+        if np.count_nonzero(counts) < k:
+            updated = _reseed(xs, bounds, centroids, sums, counts, k, ws, mass)
+        else:
+            updated = np.unique(sums / mass)
         small_shift = (
             max_shift > 0.0
             and updated.size == centroids.size
@@ -370,8 +486,13 @@ def _reseed(
     sums: np.ndarray,
     counts: np.ndarray,
     k: int,
+    ws: np.ndarray | None = None,
+    mass: np.ndarray | None = None,
 ) -> np.ndarray:
     """Lloyd update when fewer than ``k`` clusters own weights (scikit-learn's relocation).
+
+    With importances ``ws``, ``sums`` and ``mass`` are the weighted sums and total importances
+    per cluster, and "farthest" means the largest ``sqrt(w) * |x - c|``.
 
     The missing clusters restart at the weights farthest from their current centroid (with more
     than ``k`` distinct values these distances are > 0), and those weights leave their old
@@ -381,12 +502,20 @@ def _reseed(
     Returns the new centroids, float64, strictly ascending.
     """
     owner, distance = _owner_distance(xs, bounds, centroids)
+    if ws is not None:
+        distance = distance * np.sqrt(ws)
     missing = k - np.count_nonzero(counts)
     far = np.argpartition(distance, xs.size - missing)[xs.size - missing :]
-    sums = sums - np.bincount(owner[far], weights=xs[far], minlength=centroids.size)
+    if ws is None:
+        sums = sums - np.bincount(owner[far], weights=xs[far], minlength=centroids.size)
+        counts = counts - np.bincount(owner[far], minlength=centroids.size)
+        owned = counts > 0
+        return np.unique(np.concatenate((sums[owned] / counts[owned], xs[far])))
+    sums = sums - np.bincount(owner[far], weights=(ws * xs)[far], minlength=centroids.size)
+    mass = mass - np.bincount(owner[far], weights=ws[far], minlength=centroids.size)
     counts = counts - np.bincount(owner[far], minlength=centroids.size)
     owned = counts > 0
-    return np.unique(np.concatenate((sums[owned] / counts[owned], xs[far])))
+    return np.unique(np.concatenate((sums[owned] / mass[owned], xs[far])))
 
 
 def _owner_distance(
@@ -397,11 +526,14 @@ def _owner_distance(
     return owner, np.abs(xs - centroids[owner])
 
 
-def _finalize(xs: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, float]:
+def _finalize(
+    xs: np.ndarray, centroids: np.ndarray, ws: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
     """Round ``centroids`` to float32, drop those owning no weight, and return the inertia.
 
     Returns the float32 centroids (strictly ascending) and the float64 inertia of sorted ``xs``
-    against them, each weight counted against its nearest float32 centroid.
+    against them, each weight counted against its nearest float32 centroid (times its
+    importance ``ws`` when given).
     """
     stored = np.unique(centroids.astype(np.float32))
     counts = np.diff(_boundaries(xs, stored))
@@ -409,7 +541,9 @@ def _finalize(xs: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, float]
         stored = stored[counts > 0]
         counts = np.diff(_boundaries(xs, stored))
     residual = xs - np.repeat(stored.astype(np.float64), counts)
-    return stored, float(np.square(residual).sum())
+    if ws is None:
+        return stored, float(np.square(residual).sum())
+    return stored, float((ws * np.square(residual)).sum())
 
 
 def _boundaries(xs: np.ndarray, centroids: np.ndarray) -> np.ndarray:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from weightshare.backends.registry import BACKEND_NAMES
 from weightshare.dse.clustering import INIT_CHOICES
+from weightshare.dse.correction import CLUSTERINGS, PerBitOptions, parse_correct
 from weightshare.errors import UserError
 from weightshare.modes.results_points import is_results, pick_point
 from weightshare.networks import get_network
@@ -41,6 +42,8 @@ class EvaluateConfig:
             ``--weights``, ``--dataset``; see :func:`weightshare.modes.loading.load_backend`).
         k_source: where ``k_per_layer`` came from, ``{"file", "trial"}`` (recorded in
             evaluation.json as ``k_per_layer_source``), or None.
+        perbit: ``--clustering``, ``--correct``, ``--calibration-images``
+            (:mod:`weightshare.dse.correction`).
     """
 
     network: str
@@ -59,6 +62,7 @@ class EvaluateConfig:
     weights: str | None = None
     dataset: str | None = None
     k_source: dict | None = None
+    perbit: PerBitOptions = field(default_factory=PerBitOptions)
 
     def __post_init__(self) -> None:
         get_network(self.network)
@@ -163,6 +167,7 @@ def run(config: EvaluateConfig) -> dict:
     from weightshare.backends.factory import check_fit
     from weightshare.console import print_layer_table
     from weightshare.dse.clustering import ClusterCache
+    from weightshare.dse.correction import Calibrator, check_backend
     from weightshare.dse.size import (
         LayerSize,
         compression_ratio_entropy,
@@ -171,7 +176,7 @@ def run(config: EvaluateConfig) -> dict:
         entropy_bits,
         fixed_bits,
     )
-    from weightshare.modes.loading import load_backend, load_splits
+    from weightshare.modes.loading import load_backend, load_calibration, load_splits
 
     spec = get_network(config.network)
     choice = {
@@ -185,18 +190,29 @@ def run(config: EvaluateConfig) -> dict:
         spec, config.checkpoint, config.cache_dir, config.data_dir, config.threads, **choice
     )
     check_fit(backend, search)
+    check_backend(backend, config.perbit)  # before any scoring: refuse early
     layers = backend.layers()
     k_map = resolve_k_map([layer.name for layer in layers], config.k, config.k_per_layer)
 
     baseline = {s.name: backend.evaluate(s) for s in (search, holdout)}
+    options = config.perbit
+    calibration = (
+        load_calibration(spec, config.data_dir, options.calibration_images, **choice)
+        if options.needs_calibration
+        else None
+    )
+    calibrator = Calibrator(backend, options, calibration)
     cache = ClusterCache(
         {name: backend.get_weights(name) for name in k_map},
         granularity=config.granularity,
         init=config.init,
+        importance=calibrator.importance,
     )
     shared = {name: cache.get(name, k) for name, k in k_map.items()}
-    backend.set_weights({name: sw.dequantize() for name, sw in shared.items()})
+    dense = {name: sw.dequantize() for name, sw in shared.items()}
+    backend.set_weights(dense)
     try:
+        corrections = calibrator.apply(backend, dense)
         candidate = {s.name: backend.evaluate(s) for s in (search, holdout)}
     finally:
         backend.restore()
@@ -228,6 +244,8 @@ def run(config: EvaluateConfig) -> dict:
         "checkpoint": str(source),
         "init": config.init,
         "granularity": config.granularity,
+        **options.as_dict(),
+        **({"corrections": corrections} if corrections else {}),
         "dataset_scale": config.dataset_scale,
         "splits": {"search": len(search), "holdout": len(holdout)},
         "baseline": _scores(baseline[search.name], baseline[holdout.name]),
@@ -247,6 +265,14 @@ def run(config: EvaluateConfig) -> dict:
         out.write_text(json.dumps(result, indent=2))
         print(f"wrote {out}")
     return result
+
+
+def perbit_options(args: argparse.Namespace) -> PerBitOptions:
+    """``--clustering``, ``--correct``, ``--calibration-images`` as :class:`PerBitOptions`."""
+    n = args.calibration_images
+    if n < 1:
+        raise UserError(f"--calibration-images must be an int >= 1; got {n}")
+    return PerBitOptions(args.clustering, parse_correct(args.correct), n)
 
 
 def _scores(search, holdout) -> dict:
@@ -288,6 +314,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="best",
         help="k-means initialisation; 'best' keeps the lowest inertia of all, "
         "the paper's 'linear' included (default: best)",
+    )
+    group.add_argument(
+        "--clustering",
+        choices=CLUSTERINGS,
+        default="kmeans",
+        help="plain k-means, or k-means weighted by each weight's diagonal Fisher information "
+        "on the calibration images (PyTorch backend; default: kmeans)",
+    )
+    group.add_argument(
+        "--correct",
+        default="none",
+        metavar="LIST",
+        help="after sharing: 'bias' (per-channel bias correction), 'bn' (re-estimate "
+        "BatchNorm statistics), 'bias,bn' or 'none' (default), on the calibration images",
+    )
+    group.add_argument(
+        "--calibration-images",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="training images (fixed, seeded subset) used by --clustering weighted and "
+        "--correct (default 1024)",
     )
 
 
@@ -331,6 +379,7 @@ def main(args: argparse.Namespace) -> int:
         model=args.model,
         weights=args.weights,
         dataset=args.dataset,
+        perbit=perbit_options(args),
     )
     run(config)
     return 0

@@ -82,7 +82,28 @@ def load_splits(
     Fashion-MNIST. ``dataset_scale`` keeps the first fraction of ``search`` only. Extra keyword
     arguments (the rest of :func:`model_options`) are ignored.
     """
-    from weightshare.networks.inputs import DatasetChoice, load_dataset_split, parse_dataset
+    from weightshare.networks.inputs import load_dataset_split
+
+    choice = _dataset_choice(spec, dataset, model)
+    search = load_dataset_split(choice, "search", data_dir, dataset_scale)
+    holdout = load_dataset_split(choice, "holdout", data_dir)
+    return search, holdout
+
+
+def load_calibration(spec: NetworkSpec, data_dir, n: int, *, dataset=None, model=None, **_):
+    """The ``n`` calibration images (training split) of the dataset :func:`load_splits` uses.
+
+    Raises:
+        UserError: that dataset has no training split, or ``n`` is out of range.
+    """
+    from weightshare.networks.inputs import load_calibration_split
+
+    return load_calibration_split(_dataset_choice(spec, dataset, model), n, data_dir)
+
+
+def _dataset_choice(spec: NetworkSpec, dataset, model):
+    """The DatasetChoice of ``--dataset``, else the network's (a user model: Fashion-MNIST)."""
+    from weightshare.networks.inputs import DatasetChoice, parse_dataset
 
     choice = dataset if isinstance(dataset, DatasetChoice) else parse_dataset(dataset)
     if choice is None:
@@ -92,9 +113,7 @@ def load_splits(
 
             native = "fashionmnist" if model_format(model) != STATE_DICT else spec.dataset
         choice = DatasetChoice(native)
-    search = load_dataset_split(choice, "search", data_dir, dataset_scale)
-    holdout = load_dataset_split(choice, "holdout", data_dir)
-    return search, holdout
+    return choice
 
 
 @dataclass(frozen=True)

@@ -157,3 +157,31 @@ def load_split(name: str, data_dir=None, dataset_scale: float = 1.0) -> Split:
     n = scaled_length(len(labels), dataset_scale)
     label = name if n == len(labels) else f"{name}@{dataset_scale:g}"
     return Split(label, images[:n], labels[:n])
+
+
+CALIBRATION_SEED = 20231  # fixed: the calibration images of every published figure
+DEFAULT_CALIBRATION_IMAGES = 1024
+
+
+def calibration_indices(n_train: int, n: int, seed: int = CALIBRATION_SEED) -> np.ndarray:
+    """Indices of the ``n`` calibration images among ``n_train`` training images.
+
+    The first ``n`` of one seeded permutation, so a smaller ``n`` is a prefix of a larger one.
+
+    Raises:
+        UserError: ``n`` is not an int in ``[1, n_train]``.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= n_train:
+        raise UserError(f"--calibration-images must be an int in [1, {n_train}]; got {n!r}")
+    return np.random.default_rng(seed).permutation(n_train)[:n]
+
+
+def load_calibration(n: int = DEFAULT_CALIBRATION_IMAGES, data_dir=None) -> Split:
+    """``n`` images of the Fashion-MNIST *training* split (seeded; never search or holdout).
+
+    Returns:
+        A :class:`Split` named ``calibration[N]``: uint8 images (n, 28, 28), int64 labels (n,).
+    """
+    images, labels = _load_pair(resolve_data_dir(data_dir), "train")
+    idx = calibration_indices(len(labels), n)
+    return Split(f"calibration[{n}]", images[idx], labels[idx])

@@ -148,6 +148,26 @@ def load_dataset_split(choice: DatasetChoice, name: str, data_dir=None, dataset_
     return ArraySplit(label, x[idx[:n]], y[idx[:n]])
 
 
+def load_calibration_split(choice: DatasetChoice, n: int, data_dir=None):
+    """``n`` calibration images from the *training* images of ``choice`` (fixed, seeded).
+
+    Only Fashion-MNIST has a training split here; the ``imagefolder``, ``npz`` and ImageNet
+    datasets hold search and holdout images only, which calibration must never see.
+
+    Raises:
+        UserError: the dataset has no training split, or ``n`` is out of range.
+    """
+    from weightshare.networks.datasets import load_calibration
+
+    if choice.kind != "fashionmnist":
+        raise UserError(
+            f"--calibration-images needs training images; dataset {choice.kind} has only "
+            "search and holdout images (use a Fashion-MNIST network, or drop --clustering "
+            "weighted and --correct)"
+        )
+    return load_calibration(n, data_dir)
+
+
 def head(split, n: int):
     """The first ``n`` images of any split type, as a split of the same type."""
     if isinstance(split, Split):

@@ -1,0 +1,55 @@
+"""``--mode evaluate`` with ``--clustering weighted`` and ``--correct`` (issue 10)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import one_line_error, run_main
+
+COMMON = [
+    "--mode",
+    "evaluate",
+    "--network_dataset",
+    "lenet5_fashionmnist",
+    "--dataset_scale",
+    "0.05",
+    "--threads",
+    "1",
+    "--k",
+    "2",
+]
+
+
+def test_evaluate_records_the_options_and_what_they_did(tmp_path):
+    proc = run_main(
+        *COMMON,
+        "--clustering",
+        "weighted",
+        "--correct",
+        "bn,bias",
+        "--calibration-images",
+        "64",
+        "--log_file",
+        str(tmp_path),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "evaluation.json").read_text())
+    assert result["clustering"] == "weighted"
+    assert result["correct"] == ["bias", "bn"]
+    assert result["calibration_images"] == 64
+    assert result["corrections"]["bias_skipped"] == []
+
+
+def test_bad_options_get_one_line():
+    line = one_line_error(run_main(*COMMON, "--correct", "bias,xx"))
+    assert line == "error: --correct must be none or a comma list of bias, bn; got 'bias,xx'"
+    line = one_line_error(run_main(*COMMON, "--correct", "bn", "--calibration-images", "0"))
+    assert line == "error: --calibration-images must be an int >= 1; got 0"
+
+
+def test_onnx_runtime_refuses_weighted_clustering_naming_the_way_out():
+    line = one_line_error(run_main(*COMMON, "--backend", "onnxruntime", "--clustering", "weighted"))
+    assert line == (
+        "error: --clustering weighted needs gradients and activations, which the onnxruntime "
+        "backend does not give; use --backend pytorch (or drop the option)"
+    )
