@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from weightshare.errors import UserError
+from weightshare.validation import check_choice, check_int
 
 CLUSTERINGS = ("kmeans", "weighted")
 CORRECTIONS = ("bias", "bn")
@@ -41,6 +42,14 @@ class PerBitOptions:
     clustering: str = "kmeans"
     correct: tuple[str, ...] = ()
     calibration_images: int = 1024
+
+    def __post_init__(self) -> None:
+        check_choice("--clustering", self.clustering, CLUSTERINGS)
+        if not isinstance(self.correct, tuple) or any(c not in CORRECTIONS for c in self.correct):
+            raise UserError(
+                f"--correct must hold entries of {', '.join(CORRECTIONS)}; got {self.correct!r}"
+            )
+        check_int("--calibration-images", self.calibration_images, 1)
 
     @property
     def needs_calibration(self) -> bool:

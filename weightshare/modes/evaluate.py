@@ -269,10 +269,7 @@ def run(config: EvaluateConfig) -> dict:
 
 def perbit_options(args: argparse.Namespace) -> PerBitOptions:
     """``--clustering``, ``--correct``, ``--calibration-images`` as :class:`PerBitOptions`."""
-    n = args.calibration_images
-    if n < 1:
-        raise UserError(f"--calibration-images must be an int >= 1; got {n}")
-    return PerBitOptions(args.clustering, parse_correct(args.correct), n)
+    return PerBitOptions(args.clustering, parse_correct(args.correct), args.calibration_images)
 
 
 def _scores(search, holdout) -> dict:
