@@ -151,6 +151,7 @@ class EvalResult:
             candidate (manifest, every tensor), or None when the evaluator has no
             :class:`~weightshare.codecs.model.ModelFileSizer` (models that are not written as
             weightshare model files).
+        node: id of the Ray node that scored it (hex), or None when scored in the driver.
     """
 
     key: str
@@ -163,3 +164,4 @@ class EvalResult:
     bits_fixed: dict[str, int]
     bits_coded: dict[str, float]
     file_bytes: int | None = None
+    node: str | None = None

@@ -213,6 +213,7 @@ class TrialStore:
             "seconds": 0.0 if reused else result.seconds,
             "reused": reused,
             "target": target,
+            "node": None if reused else result.node,
         }
 
     def add(
