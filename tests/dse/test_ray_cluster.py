@@ -224,7 +224,9 @@ def test_exploration_on_a_two_node_cluster_survives_losing_a_node(tmp_path):
         assert result["evaluations"] == len(evaluated)
         after = Counter(node for *_, node, reused in trials if node and not reused)
         assert set(after) == set(killed_after)  # no evaluation without its node id
-        assert after[second] <= killed_after[second] + 1  # at most one was finishing
+        # Nothing started there after the kill: at most its last search result and that
+        # candidate's confirmation were already in the driver's hands, not yet stored.
+        assert after[second] <= killed_after[second] + 2
         assert sum(after.values()) > sum(killed_after.values())  # the head finished the study
         print(
             f"ray cluster: nodes when node {second[:12]} was killed: "
