@@ -161,6 +161,24 @@ def _half(entry: TensorEntry, chunk: memoryview) -> np.ndarray:
     return np.frombuffer(chunk, dtype="<f2").astype(np.float64)
 
 
+def _decode_half(
+    entry: TensorEntry, chunks: Sequence[memoryview], reference: np.ndarray | None
+) -> np.ndarray:
+    """``fp16`` (no reference) or ``res_fp16`` (``reference + value``): float16 values from the
+    ``data`` chunk, NaN marking an escape whose exact value is in the ``escapes`` chunk."""
+    dtype = _check_float(entry, ("float32", "float64"))
+    _no_params(entry)
+    values = _half(entry, chunks[0])
+    escaped = np.isnan(values)
+    values = np.where(escaped, 0.0, values)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if reference is not None:
+            values = _flat(reference).astype(np.float64) + values
+        out = values.astype(dtype)
+    out[escaped] = _escapes(entry, chunks[1], int(escaped.sum()), dtype)
+    return out.reshape(entry.shape)
+
+
 def _bucket_codes(
     entry: TensorEntry, chunks: Sequence[memoryview], max_symbols: int, escape: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -191,13 +209,7 @@ class Fp16Codec:
     needs_reference = False
 
     def decode(self, entry: TensorEntry, chunks: Sequence[memoryview], reference=None):
-        dtype = _check_float(entry, ("float32", "float64"))
-        _no_params(entry)
-        values = _half(entry, chunks[0])
-        escaped = np.isnan(values)
-        out = values.astype(dtype)
-        out[escaped] = _escapes(entry, chunks[1], int(escaped.sum()), dtype)
-        return out.reshape(entry.shape)
+        return _decode_half(entry, chunks, None)
 
 
 class ResFp16Codec:
@@ -208,15 +220,7 @@ class ResFp16Codec:
     needs_reference = True
 
     def decode(self, entry: TensorEntry, chunks: Sequence[memoryview], reference: np.ndarray):
-        dtype = _check_float(entry, ("float32", "float64"))
-        _no_params(entry)
-        values = _half(entry, chunks[0])
-        escaped = np.isnan(values)
-        prev = _flat(reference).astype(np.float64)
-        with np.errstate(invalid="ignore", over="ignore"):
-            out = (prev + np.where(escaped, 0.0, values)).astype(dtype)
-        out[escaped] = _escapes(entry, chunks[1], int(escaped.sum()), dtype)
-        return out.reshape(entry.shape)
+        return _decode_half(entry, chunks, reference)
 
 
 class ResGridCodec:
