@@ -166,7 +166,6 @@ def run(config: EvaluateConfig) -> dict:
     """Evaluate one weight-sharing candidate; print the table and return evaluation.json's dict."""
     from weightshare.backends.factory import check_fit
     from weightshare.console import print_layer_table
-    from weightshare.dse.clustering import ClusterCache
     from weightshare.dse.correction import Calibrator, check_backend
     from weightshare.dse.size import (
         LayerSize,
@@ -177,6 +176,7 @@ def run(config: EvaluateConfig) -> dict:
         fixed_bits,
     )
     from weightshare.modes.loading import load_backend, load_calibration, load_splits
+    from weightshare.modes.sharing import cluster_layers, shared_weights
 
     spec = get_network(config.network)
     choice = {
@@ -202,20 +202,12 @@ def run(config: EvaluateConfig) -> dict:
         else None
     )
     calibrator = Calibrator(backend, options, calibration)
-    cache = ClusterCache(
-        {name: backend.get_weights(name) for name in k_map},
-        granularity=config.granularity,
-        init=config.init,
-        importance=calibrator.importance,
+    shared = cluster_layers(
+        backend, k_map, config.granularity, config.init, importance=calibrator.importance
     )
-    shared = {name: cache.get(name, k) for name, k in k_map.items()}
-    dense = {name: sw.dequantize() for name, sw in shared.items()}
-    backend.set_weights(dense)
-    try:
+    with shared_weights(backend, shared) as dense:
         corrections = calibrator.apply(backend, dense)
         candidate = {s.name: backend.evaluate(s) for s in (search, holdout)}
-    finally:
-        backend.restore()
 
     sizes = [LayerSize(name, int(sw.indices.size), sw.k, sw.groups) for name, sw in shared.items()]
     rows = []

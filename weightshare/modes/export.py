@@ -73,8 +73,8 @@ def run(args: argparse.Namespace) -> dict:
     """Export; print a summary and return ``export.json``'s dict."""
     from weightshare.backends.ort import OnnxRuntimeBackend
     from weightshare.backends.registry import get_plugin
-    from weightshare.dse.clustering import ClusterCache
     from weightshare.modes.loading import load_backend, load_splits, model_options
+    from weightshare.modes.sharing import cluster_layers, shared_weights
     from weightshare.networks import get_network
 
     if args.log_file is None:
@@ -103,19 +103,13 @@ def run(args: argparse.Namespace) -> dict:
         )
     granularity = settings.get("granularity", args.granularity)
     init = settings.get("init", args.init)
-    cache = ClusterCache(
-        {n: backend.get_weights(n) for n in k_map}, granularity=granularity, init=init
-    )
-    backend.set_weights({n: cache.get(n, k).dequantize() for n, k in k_map.items()})
     out = directory / "export"
     out.mkdir(parents=True, exist_ok=True)
     stem = spec.name if options["model"] is None else Path(options["model"]).stem
     notes: list[str] = []
-    try:
+    with shared_weights(backend, cluster_layers(backend, k_map, granularity, init)):
         shared = backend.evaluate(search)
         files = get_plugin(backend.name).write(backend, out, stem, notes)
-    finally:
-        backend.restore()
     result = {
         "source": str(source),
         "backend": backend.name,
