@@ -22,6 +22,18 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 image="${WEIGHTSHARE_IMAGE:-weightshare:latest}"
 docker="${DOCKER:-docker}"
 export DOCKER_BUILDKIT=1
+# A client without buildx cannot build with BuildKit (Docker >= 23 moved it there); Debian's
+# docker.io client (20.10) has it built in: use that one when the first on PATH lacks buildx.
+if [ -z "${DOCKER:-}" ] && ! docker buildx version >/dev/null 2>&1; then
+  if [ -x /usr/bin/docker ] && /usr/bin/docker version --format '{{.Client.Version}}' 2>/dev/null \
+    | grep -q '^20\.'; then
+    docker=/usr/bin/docker
+  elif ! docker version --format '{{.Client.Version}}' 2>/dev/null | grep -q '^20\.'; then
+    echo "run_docker.sh: this docker client needs the buildx plugin for BuildKit builds:" \
+      "install docker-buildx, or set DOCKER to a client that has it" >&2
+    exit 2
+  fi
+fi
 
 # Base: the registry's python image, else the offline Debian one (built once, then reused).
 base="${WEIGHTSHARE_BASE_IMAGE:-}"
