@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import one_line_error, run_main
 from weightshare.backends.registry import BACKEND_NAMES
+from weightshare.dse.driver import OPTIMIZATIONS, ExploreConfig
 from weightshare.errors import UserError
 from weightshare.modes.decode import DecodeConfig
 from weightshare.modes.encode import EncodeConfig
@@ -18,6 +19,7 @@ from weightshare.modes.evaluate import EvaluateConfig
 EVALUATE = EvaluateConfig(network="lenet5_fashionmnist", k=16, k_per_layer=None)
 ENCODE = EncodeConfig(log_dir=Path("run"))
 DECODE = DecodeConfig(model_file=Path("m.wsz"), out=Path("m.pt"))
+EXPLORE = ExploreConfig(k_grid=(2, 4, 16))
 
 # (valid config, fields changed, exact message)
 REFUSALS = [
@@ -59,6 +61,31 @@ REFUSALS = [
     ),
     (ENCODE, {"threads": 0}, "--threads must be an int >= 1; got 0"),
     (DECODE, {"threads": -2}, "--threads must be an int >= 1; got -2"),
+    (
+        EXPLORE,
+        {"optimization": "grid"},
+        f"--optimization must be one of {OPTIMIZATIONS}; got 'grid'",
+    ),
+    (
+        EXPLORE,
+        {"optimization": "paper", "with_local_optimization": False},
+        "--optimization paper needs step 1: use --with_local_optimization 1",
+    ),
+    (EXPLORE, {"accuracy_ratio": 0.0}, "--accuracy-ratio must be a float in (0, 1]; got 0.0"),
+    (EXPLORE, {"accuracy_ratio": 1.01}, "--accuracy-ratio must be a float in (0, 1]; got 1.01"),
+    (EXPLORE, {"k_grid": ()}, "--k-grid must hold at least one k; got an empty grid"),
+    (EXPLORE, {"k_grid": (4, 0)}, "every k of --k-grid must be an int in [1, 65536]; got 0"),
+    (
+        EXPLORE,
+        {"size_model": "bytes"},
+        "--size-model must be one of ('fixed', 'coded'); got 'bytes'",
+    ),
+    (EXPLORE, {"n_trials": -1}, "--n-trials must be an int >= 0; got -1"),
+    (EXPLORE, {"timeout": 0}, "--timeout must be a float > 0; got 0"),
+    (EXPLORE, {"population_size": 1}, "--population-size must be an int >= 2; got 1"),
+    (EXPLORE, {"seed": -1}, "--seed must be an int >= 0; got -1"),
+    (EXPLORE, {"calibration_rounds": -1}, "calibration_rounds must be an int >= 0; got -1"),
+    (EXPLORE, {"max_final": 0}, "max_final must be an int >= 1; got 0"),
 ]
 
 
@@ -87,8 +114,18 @@ def test_valid_configs_keep_their_values():
     )
     assert replace(ENCODE, trial=3, codebook_dtype="fp16").trial == 3
     assert replace(DECODE, threads=1).threads == 1
+    assert replace(EXPLORE, n_trials=0, timeout=0.5, accuracy_ratio=1).n_trials == 0
 
 
 def test_the_command_line_reports_a_config_refusal_in_one_line():
     line = one_line_error(run_main("--mode", "evaluate", "--k", "0"))
     assert line == "error: --k must be an int in [1, 65536]; got 0"
+
+
+def test_the_exploration_refuses_a_bad_setting_before_any_work(tmp_path):
+    out = tmp_path / "run"
+    line = one_line_error(
+        run_main("--mode", "exploration", "--population-size", "1", "--log_file", str(out))
+    )
+    assert line == "error: --population-size must be an int >= 2; got 1"
+    assert not out.exists()

@@ -31,6 +31,9 @@ from weightshare.dse.objective import ModelLayout
 from weightshare.dse.sensitivity import Option
 from weightshare.dse.space import FP32, Candidate, layer_grid, select_layers
 from weightshare.dse.trials import Record, TrialStore, result_of
+from weightshare.errors import UserError
+from weightshare.types import K_MAX
+from weightshare.validation import check_choice, check_float, check_int
 
 OPTIMIZATIONS = ("two_step_optimization", "nsga2", "tpe", "paper")
 SIZE_MODELS = ("fixed", "coded")
@@ -71,6 +74,25 @@ class ExploreConfig:
     seed: int = 0
     calibration_rounds: int = 2
     max_final: int = 6
+
+    def __post_init__(self) -> None:
+        check_choice("--optimization", self.optimization, OPTIMIZATIONS)
+        if self.optimization == "paper" and not self.with_local_optimization:
+            raise UserError("--optimization paper needs step 1: use --with_local_optimization 1")
+        check_float("--accuracy-ratio", self.accuracy_ratio, 0, 1, low_open=True)
+        if not self.k_grid:
+            raise UserError("--k-grid must hold at least one k; got an empty grid")
+        for k in self.k_grid:
+            check_int("every k of --k-grid", k, 1, K_MAX)
+        check_choice("--size-model", self.size_model, SIZE_MODELS)
+        if self.n_trials is not None:
+            check_int("--n-trials", self.n_trials, 0)
+        if self.timeout is not None:
+            check_float("--timeout", self.timeout, 0, low_open=True)
+        check_int("--population-size", self.population_size, 2)
+        check_int("--seed", self.seed, 0)
+        check_int("calibration_rounds", self.calibration_rounds, 0)
+        check_int("max_final", self.max_final, 1)
 
     def search_trials(self) -> int:
         if self.n_trials is not None:

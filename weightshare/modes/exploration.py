@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from weightshare.errors import UserError
+from weightshare.validation import check_int
 
 OPTIMIZATIONS = ("two_step_optimization", "nsga2", "tpe", "paper")
 EXIT_INFEASIBLE = 3
@@ -148,22 +149,9 @@ def main(args: argparse.Namespace) -> int:
     options = model_options(args)
     if spec.dataset == "fashionmnist" and options["dataset"] in (None, "fashionmnist"):
         resolve_data_dir(args.data_dir)
-    if args.optimization not in OPTIMIZATIONS:
-        raise UserError(f"--optimization must be one of {OPTIMIZATIONS}; got {args.optimization!r}")
-    if args.optimization == "paper" and not args.with_local_optimization:
-        raise UserError("--optimization paper needs step 1: use --with_local_optimization 1")
     ratio = args.accuracy_ratio or MLPERF_RATIO[args.mlperf_category or spec.category]
-    if not 0.0 < ratio <= 1.0:
-        raise UserError(f"--accuracy-ratio must be a float in (0, 1]; got {ratio!r}")
-    for name, value, low in (
-        ("--n-trials", args.n_trials, 0),
-        ("--workers", args.workers, 0),
-        ("--population-size", args.population_size, 2),
-    ):
-        if value is not None and value < low:
-            raise UserError(f"{name} must be an int >= {low}; got {value}")
-    if args.timeout is not None and args.timeout <= 0:
-        raise UserError(f"--timeout must be a positive number of seconds; got {args.timeout}")
+    if args.workers is not None:
+        check_int("--workers", args.workers, 0)
     paper = args.optimization == "paper"
     grid = parse_k_grid(args.k_grid) if args.k_grid else (PAPER_K_GRID if paper else None)
     k_max = args.k_max if args.k_max is not None else (max(grid) if grid else 256)
