@@ -147,3 +147,13 @@ def test_parse_correct():
         UserError, match="--correct must be none or a comma list of bias, bn; got 'bs'"
     ):
         parse_correct("bs")
+
+
+def test_narrowed_shares_the_measured_state(calibration):
+    backend = tiny_backend()
+    full = Calibrator(backend, PerBitOptions("weighted", ("bias", "bn")), calibration)
+    bn_only = full.narrowed(PerBitOptions(correct=("bn",)))
+    assert bn_only.importance is None and bn_only._means is None
+    assert full.narrowed(PerBitOptions("weighted")).importance is full.importance
+    with pytest.raises(UserError, match="narrowed options"):
+        bn_only.narrowed(PerBitOptions(correct=("bias",)))

@@ -20,7 +20,7 @@ COMMON = [
 ]
 
 
-def test_evaluate_records_the_options_and_what_they_did(tmp_path):
+def test_evaluate_and_export_apply_the_options(tmp_path):
     proc = run_main(
         *COMMON,
         "--clustering",
@@ -38,6 +38,13 @@ def test_evaluate_records_the_options_and_what_they_did(tmp_path):
     assert result["correct"] == ["bias", "bn"]
     assert result["calibration_images"] == 64
     assert result["corrections"]["bias_skipped"] == []
+
+    # --mode export applies the same options: the exported model scores what evaluate reported
+    proc = run_main("--mode", "export", *COMMON[2:8], "--log_file", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exported = json.loads((tmp_path / "export" / "export.json").read_text())
+    assert exported["clustering"] == "weighted" and exported["correct"] == ["bias", "bn"]
+    assert exported["accuracy_search"] == result["candidate"]["accuracy_search"]
 
 
 def test_bad_options_get_one_line():

@@ -134,6 +134,21 @@ class Calibrator:
         if "bias" in options.correct:
             self._means = backend.input_means(calibration)
 
+    def narrowed(self, options: PerBitOptions) -> Calibrator:
+        """This calibrator with fewer options (the state is shared, nothing is measured again).
+
+        Raises:
+            UserError: ``options`` asks for something this calibrator did not measure.
+        """
+        extra = set(options.correct) - set(self.options.correct)
+        if extra or (options.clustering == "weighted" and self.importance is None):
+            raise UserError(f"narrowed options {options} need more than {self.options}")
+        narrow = object.__new__(Calibrator)
+        narrow.options, narrow.calibration = options, self.calibration
+        narrow.importance = self.importance if options.clustering == "weighted" else None
+        narrow._means = self._means if "bias" in options.correct else None
+        return narrow
+
     def apply(self, backend, dense: Mapping[str, np.ndarray]) -> dict:
         """Correct ``backend`` after ``set_weights(dense)``; undone by ``backend.restore()``.
 

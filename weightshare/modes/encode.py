@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from weightshare.codecs.codebook import CODEBOOK_DTYPES
 from weightshare.codecs.coders import CODER_NAMES, DEFAULT_CODER
 from weightshare.codecs.container import Manifest
 from weightshare.dse.clustering import INIT_CHOICES
+from weightshare.dse.correction import PerBitOptions
 from weightshare.errors import UserError
 from weightshare.modes.results_points import is_results, pick_point
 from weightshare.types import GRANULARITIES, K_MAX
@@ -44,6 +45,8 @@ class Selection:
         codebook_dtype: the codebook dtype the candidate was evaluated with, if recorded.
         inertia: layer -> inertia recorded for the candidate (checked after re-clustering).
         checkpoint_sha256: sha256 of the weights file the run used, if recorded (checked).
+        perbit: the ``--clustering`` / ``--correct`` options the run used (encode applies them
+            again, so the file holds the corrected biases and BatchNorm statistics).
     """
 
     network: str
@@ -57,6 +60,7 @@ class Selection:
     codebook_dtype: str | None = None
     inertia: dict[str, float] | None = None
     checkpoint_sha256: str | None = None
+    perbit: PerBitOptions = field(default_factory=PerBitOptions)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ class EncodeConfig:
         checkpoint: ``--checkpoint``; must agree with the recorded one when both exist.
         cache_dir: root of the checkpoint cache.
         threads: torch threads.
+        data_dir: Fashion-MNIST directory (the calibration images of ``--correct`` and
+            ``--clustering weighted``); None: the default.
     """
 
     log_dir: Path
@@ -82,6 +88,7 @@ class EncodeConfig:
     checkpoint: str | None = None
     cache_dir: Path = Path(".")
     threads: int = 2
+    data_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.trial != "best":
@@ -176,6 +183,7 @@ def _from_results(path: Path, trial: int | str) -> Selection:
         trial=trial,
         codebook_dtype=_setting(settings, "codebook_dtype", None, (None, *CODEBOOK_DTYPES), path),
         checkpoint_sha256=settings.get("checkpoint_sha256"),
+        perbit=_perbit(settings, path),
     )
 
 
@@ -206,7 +214,21 @@ def _from_evaluation(path: Path) -> Selection:
         source=path,
         trial="evaluation",
         inertia=inertia,
+        perbit=_perbit(data, path),
     )
+
+
+def _perbit(record: dict, path: Path) -> PerBitOptions:
+    """The options a run recorded (``clustering``, ``correct``, ``calibration_images``);
+    files written before issue 10 record none: plain k-means, no correction."""
+    try:
+        return PerBitOptions(
+            record.get("clustering", "kmeans"),
+            tuple(record.get("correct") or ()),
+            record.get("calibration_images") or 1024,
+        )
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
 
 
 # --- encoding -------------------------------------------------------------------------------
@@ -222,8 +244,10 @@ def run(config: EncodeConfig) -> dict:
     from weightshare.codecs.container import read_container
     from weightshare.codecs.model import file_meta, weight_key
     from weightshare.dse.clustering import ClusterCache
+    from weightshare.dse.correction import Calibrator
     from weightshare.networks import get_network
     from weightshare.networks.checkpoints import load_into, model_state
+    from weightshare.networks.datasets import load_calibration
 
     selection = read_selection(config.log_dir, config.trial)
     if selection.network.startswith("model:"):
@@ -257,15 +281,27 @@ def run(config: EncodeConfig) -> dict:
             f"{selection.source} names layer {unknown[0]!r}, which {spec.name} does not have; "
             f"layers: {', '.join(layer_names)}"
         )
+    options = selection.perbit
+    calibration = (
+        load_calibration(options.calibration_images, config.data_dir)
+        if options.needs_calibration
+        else None
+    )
+    calibrator = Calibrator(backend, options, calibration)
     cache = ClusterCache(
         {name: backend.get_weights(name) for name in selection.k_per_layer},
         granularity=selection.granularity,
         init=selection.init,
         seed=selection.seed,
+        importance=calibrator.importance,
     )
     layers = tqdm(selection.k_per_layer.items(), desc="clustering", leave=False, disable=None)
     shared_by_layer = {name: cache.get(name, k) for name, k in layers}
     _check_reproduced(selection, shared_by_layer)
+    if options.correct:  # the file stores the corrected biases / BatchNorm statistics
+        dense = {name: sw.dequantize() for name, sw in shared_by_layer.items()}
+        backend.set_weights(dense)
+        calibrator.apply(backend, dense)
     state = model_state(model)
     shared = {weight_key(name): sw for name, sw in shared_by_layer.items()}
     missing = [key for key in shared if key not in state]
@@ -291,6 +327,7 @@ def run(config: EncodeConfig) -> dict:
         "trial": selection.trial,
         "checkpoint": str(path),
         "k_per_layer": selection.k_per_layer,
+        **selection.perbit.as_dict(),
     }
     data = encode_model(
         state,
@@ -457,6 +494,7 @@ def main(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         cache_dir=args.cache_dir,
         threads=args.threads,
+        data_dir=args.data_dir,
     )
     run(config)
     return 0

@@ -25,7 +25,7 @@ def read_k_map(directory: Path) -> tuple[dict[str, int], dict]:
     """``(layer -> k, settings)`` from ``results.json`` or ``evaluation.json`` in ``directory``.
 
     ``settings`` holds what the file says about the run: ``network``, ``granularity``,
-    ``init`` (those it records).
+    ``init``, ``clustering``, ``correct``, ``calibration_images`` (those it records).
     """
     from weightshare.modes.evaluate import validate_k
 
@@ -59,7 +59,8 @@ def read_k_map(directory: Path) -> tuple[dict[str, int], dict]:
     if not k_map:
         raise UserError(f"{path} clusters no layer: nothing to export")
     k_map = {name: validate_k(k, f"k of layer {name!r} in {path}") for name, k in k_map.items()}
-    keep = {k: settings[k] for k in ("network", "granularity", "init") if k in settings}
+    recorded = ("network", "granularity", "init", "clustering", "correct", "calibration_images")
+    keep = {k: settings[k] for k in recorded if k in settings}
     return k_map, keep
 
 
@@ -73,7 +74,13 @@ def run(args: argparse.Namespace) -> dict:
     """Export; print a summary and return ``export.json``'s dict."""
     from weightshare.backends.ort import OnnxRuntimeBackend
     from weightshare.backends.registry import get_plugin
-    from weightshare.modes.loading import load_backend, load_splits, model_options
+    from weightshare.dse.correction import Calibrator, PerBitOptions
+    from weightshare.modes.loading import (
+        load_backend,
+        load_calibration,
+        load_splits,
+        model_options,
+    )
     from weightshare.modes.sharing import cluster_layers, shared_weights
     from weightshare.networks import get_network
 
@@ -103,11 +110,27 @@ def run(args: argparse.Namespace) -> dict:
         )
     granularity = settings.get("granularity", args.granularity)
     init = settings.get("init", args.init)
+    try:
+        perbit = PerBitOptions(
+            settings.get("clustering", "kmeans"),
+            tuple(settings.get("correct") or ()),
+            settings.get("calibration_images") or 1024,
+        )
+    except UserError as exc:
+        raise UserError(f"{directory}: {exc}") from None
+    calibration = (
+        load_calibration(spec, args.data_dir, perbit.calibration_images, **options)
+        if perbit.needs_calibration
+        else None
+    )
+    calibrator = Calibrator(backend, perbit, calibration)
+    shared_layers = cluster_layers(backend, k_map, granularity, init, calibrator.importance)
     out = directory / "export"
     out.mkdir(parents=True, exist_ok=True)
     stem = spec.name if options["model"] is None else Path(options["model"]).stem
     notes: list[str] = []
-    with shared_weights(backend, cluster_layers(backend, k_map, granularity, init)):
+    with shared_weights(backend, shared_layers) as dense:
+        calibrator.apply(backend, dense)  # the written files hold the corrected tensors
         shared = backend.evaluate(search)
         files = get_plugin(backend.name).write(backend, out, stem, notes)
     result = {
@@ -115,6 +138,7 @@ def run(args: argparse.Namespace) -> dict:
         "backend": backend.name,
         "granularity": granularity,
         "init": init,
+        **perbit.as_dict(),
         "k_per_layer": k_map,
         "files": {p.name: _sha256(p) for p in files},
         "accuracy_search": shared.top1,
