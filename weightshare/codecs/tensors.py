@@ -219,10 +219,15 @@ def decode_tensor(entry: TensorEntry, chunks: Sequence[memoryview]) -> np.ndarra
             f"tensor {entry.name!r} uses the unknown codec {entry.codec!r} (known: "
             f"{', '.join(TENSOR_CODECS)}); was the file written by a newer weightshare?"
         )
+    check_chunk_kinds(entry, codec.chunk_kinds)
+    return codec.decode(entry, chunks)
+
+
+def check_chunk_kinds(entry: TensorEntry, expected: tuple[str, ...]) -> None:
+    """FormatError unless ``entry``'s chunks are of the kinds ``expected``, in that order."""
     kinds = tuple(chunk.kind for chunk in entry.chunks)
-    if kinds != codec.chunk_kinds:
+    if kinds != expected:
         raise FormatError(
             f"corrupt model file: tensor {entry.name!r} ({entry.codec}) has chunks {kinds}, "
-            f"expected {codec.chunk_kinds}"
+            f"expected {expected}"
         )
-    return codec.decode(entry, chunks)

@@ -33,7 +33,7 @@ from weightshare.codecs.container import (
     write_container,
 )
 from weightshare.codecs.residual import codecs, grid
-from weightshare.codecs.tensors import decode_tensor, dtype_name, encode_raw
+from weightshare.codecs.tensors import check_chunk_kinds, decode_tensor, dtype_name, encode_raw
 from weightshare.errors import UserError
 from weightshare.validation import check_choice, check_int
 
@@ -342,11 +342,6 @@ def decode_residual(
                 f"corrupt residual file: tensor {entry.name!r} is a residual ({entry.codec}) "
                 f"but the file's method {info['method']} has no previous epoch"
             )
-        kinds = tuple(chunk.kind for chunk in entry.chunks)
-        if kinds != codec.chunk_kinds:
-            raise FormatError(
-                f"corrupt model file: tensor {entry.name!r} ({entry.codec}) has chunks {kinds}, "
-                f"expected {codec.chunk_kinds}"
-            )
+        check_chunk_kinds(entry, codec.chunk_kinds)
         state[entry.name] = codec.decode(entry, views, reference[entry.name])
     return DecodedResidual(manifest, state)
