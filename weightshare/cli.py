@@ -192,9 +192,7 @@ def _check_common(args: argparse.Namespace) -> None:
     from weightshare.networks import get_network
     from weightshare.networks.checkpoints import default_cache_dir
 
-    spec = get_network(args.network_dataset)
-    if args.mode == "train" and spec.recipe is None:
-        raise UserError(f"{spec.name} is an ImageNet zoo network: --mode train does not train it")
+    get_network(args.network_dataset)
     if getattr(args, "dataset", None) is not None:
         from weightshare.networks.inputs import parse_dataset
 

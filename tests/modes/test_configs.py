@@ -15,11 +15,13 @@ from weightshare.errors import UserError
 from weightshare.modes.decode import DecodeConfig
 from weightshare.modes.encode import EncodeConfig
 from weightshare.modes.evaluate import EvaluateConfig
+from weightshare.modes.train import TrainConfig
 
 EVALUATE = EvaluateConfig(network="lenet5_fashionmnist", k=16, k_per_layer=None)
 ENCODE = EncodeConfig(log_dir=Path("run"))
 DECODE = DecodeConfig(model_file=Path("m.wsz"), out=Path("m.pt"))
 EXPLORE = ExploreConfig(k_grid=(2, 4, 16))
+TRAIN = TrainConfig(network="lenet5_fashionmnist", data_dir=None, cache_dir=Path("cache"))
 
 # (valid config, fields changed, exact message)
 REFUSALS = [
@@ -86,6 +88,13 @@ REFUSALS = [
     (EXPLORE, {"seed": -1}, "--seed must be an int >= 0; got -1"),
     (EXPLORE, {"calibration_rounds": -1}, "calibration_rounds must be an int >= 0; got -1"),
     (EXPLORE, {"max_final": 0}, "max_final must be an int >= 1; got 0"),
+    (
+        TRAIN,
+        {"network": "resnet50_imagenet_pytorch"},
+        "resnet50_imagenet_pytorch is an ImageNet zoo network: --mode train does not train it",
+    ),
+    (TRAIN, {"epochs": 0}, "--epochs must be an int >= 1; got 0"),
+    (TRAIN, {"threads": 0}, "--threads must be an int >= 1; got 0"),
 ]
 
 
@@ -115,6 +124,7 @@ def test_valid_configs_keep_their_values():
     assert replace(ENCODE, trial=3, codebook_dtype="fp16").trial == 3
     assert replace(DECODE, threads=1).threads == 1
     assert replace(EXPLORE, n_trials=0, timeout=0.5, accuracy_ratio=1).n_trials == 0
+    assert replace(TRAIN, epochs=1).epochs == 1
 
 
 def test_the_command_line_reports_a_config_refusal_in_one_line():

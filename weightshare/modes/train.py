@@ -10,8 +10,10 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from weightshare.errors import UserError
 from weightshare.networks import get_network
 from weightshare.networks.checkpoints import checkpoint_dir
+from weightshare.validation import check_int
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,16 @@ class TrainConfig:
     epochs: int | None = None
     threads: int = 2
     log_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        spec = get_network(self.network)
+        if spec.recipe is None:
+            raise UserError(
+                f"{spec.name} is an ImageNet zoo network: --mode train does not train it"
+            )
+        if self.epochs is not None:
+            check_int("--epochs", self.epochs, 1)
+        check_int("--threads", self.threads, 1)
 
 
 def sha256(path: Path) -> str:
@@ -85,12 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """``--mode train`` from parsed flags."""
-    from weightshare.errors import UserError
     from weightshare.networks.datasets import resolve_data_dir
 
-    resolve_data_dir(args.data_dir)
-    if args.epochs is not None and args.epochs < 1:
-        raise UserError(f"--epochs must be an int >= 1; got {args.epochs}")
     config = TrainConfig(
         args.network_dataset,
         args.data_dir,
@@ -99,5 +107,6 @@ def main(args: argparse.Namespace) -> int:
         args.threads,
         args.log_file,
     )
+    resolve_data_dir(args.data_dir)
     run(config)
     return 0
