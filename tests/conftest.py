@@ -63,3 +63,34 @@ def png_size(data: bytes) -> tuple[int, int]:
     """(width, height) in pixels from a PNG's signature and IHDR chunk; fails on anything else."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", data[:16]
     return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 2 MiB tmpfs mounted under ``tmp_path`` (a disk that can be filled); skipped, with the
+    reason, where mounting is not permitted. Unmounted afterwards."""
+    import shutil
+
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command: cannot make a small tmpfs to fill")
+    mount_point = tmp_path / "tmpfs"
+    mount_point.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"mounting a 2 MiB tmpfs is not permitted here: {proc.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], capture_output=True, check=False)
+
+
+def fill_disk(directory: Path, leave_bytes: int) -> Path:
+    """Write ``directory/filler`` so that ``leave_bytes`` (or less) stay free on its disk."""
+    stat = os.statvfs(directory)
+    filler = directory / "filler"
+    filler.write_bytes(b"\0" * max(0, stat.f_bavail * stat.f_frsize - leave_bytes))
+    return filler

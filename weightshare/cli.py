@@ -4,7 +4,7 @@ Each ``--mode`` lives in its own module under :mod:`weightshare.modes` and provi
 ``add_arguments(parser)`` (its own argument group; module import must stay light: no torch,
 tensorflow or onnxruntime at module level) and ``main(args) -> int``. Flags shared by several
 modes are defined here once. Every :class:`~weightshare.errors.UserError` ends as one line on
-stderr and exit code 2.
+stderr and exit code 2, and so does a full disk met anywhere (:mod:`weightshare.outputs`).
 """
 
 from __future__ import annotations
@@ -185,6 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a full disk anywhere, under whatever wrapper, is one line
+        from weightshare.outputs import as_disk_full
+
+        error = as_disk_full(exc, args.out or args.log_file)
+        if error is None:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 def _check_common(args: argparse.Namespace) -> None:

@@ -123,7 +123,7 @@ def test_lenet5_from_evaluation_predicts_like_the_candidate(
     model_file = tmp_path / "lenet5.wsz"
     result = encode.run(EncodeConfig(lenet5_evaluation, out=model_file, coder=coder))
     assert result["trial"] == "evaluation" and result["coder"] == coder
-    assert json.loads((lenet5_evaluation / "encoding.json").read_text())["file"] == str(model_file)
+    assert json.loads((tmp_path / "encoding.json").read_text())["file"] == str(model_file)
     pt_file = tmp_path / "lenet5.pt"
     decode.run(decode.DecodeConfig(model_file, pt_file))
 

@@ -159,7 +159,32 @@ def test_an_unwritable_log_dir_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     line = one_line_error(run_main("--mode", "exploration", "--log_file", str(blocker / "run")))
-    assert "is not a writable directory" in line
+    assert line == (
+        f"error: --log_file must be a directory (created if missing); got {blocker / 'run'}, "
+        f"but {blocker} is a file"
+    )
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--accuracy-ratio", "0", "--accuracy-ratio must be a float in (0, 1]; got 0.0"),
+        (
+            "--k-grid",
+            "",
+            "--k-grid must be comma-separated ints in [2, 65536], e.g. 2,4,8,16; got ''",
+        ),
+    ],
+)
+def test_an_invalid_value_is_refused_not_replaced_by_the_default(tmp_path, flag, value, message):
+    # with the default in its place, this command runs and exits 0
+    args = [
+        "--mode", "exploration", "--workers", "0", "--log_file", str(tmp_path),
+        "--dataset_scale", "0.02", "--n-trials", "0", "--with_local_optimization", "0",
+        "--k-grid", "4", flag, value,
+    ]  # fmt: skip
+    line = one_line_error(run_main(*args))
+    assert line == f"error: {message}"
 
 
 def test_an_impossible_target_says_so_and_exits_non_zero(tmp_path):

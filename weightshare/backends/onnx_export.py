@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -42,31 +41,32 @@ def export_onnx(module, example, path: Path) -> Path:
     """
     import torch
 
+    from weightshare.outputs import as_disk_full, atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     module = module.eval()
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
-            torch.onnx.export(
-                module,
-                (example,),
-                str(tmp),
-                dynamo=True,
-                optimize=False,
-                external_data=False,
-                input_names=["input"],
-                output_names=["logits"],
-                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
-                verbose=False,
-            )
-    except Exception as exc:  # the exporter raises many types; report one line
-        tmp.unlink(missing_ok=True)
-        raise UserError(
-            f"ONNX export of {type(module).__name__} failed ({first_line(exc)})"
-        ) from None
-    _check_weights(module, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+                torch.onnx.export(
+                    module,
+                    (example,),
+                    str(tmp),
+                    dynamo=True,
+                    optimize=False,
+                    external_data=False,
+                    input_names=["input"],
+                    output_names=["logits"],
+                    dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+                    verbose=False,
+                )
+        except Exception as exc:  # the exporter raises many types; report one line
+            if as_disk_full(exc, path) is not None:
+                raise
+            raise UserError(
+                f"ONNX export of {type(module).__name__} failed ({first_line(exc)})"
+            ) from None
+        _check_weights(module, tmp)
     return path
 
 
@@ -86,7 +86,6 @@ def _check_weights(module, onnx_path: Path) -> None:
         exported = numpy_helper.to_array(inits[init_name])
         exported = exported.T if transposed else exported
         if not np.array_equal(exported, state[key].detach().cpu().numpy()):
-            onnx_path.unlink(missing_ok=True)
             raise UserError(
                 f"ONNX export changed the weights of {canonical!r} (an exporter fusion?): "
                 "refusing to cluster a different tensor than PyTorch's"

@@ -445,9 +445,12 @@ def _from_network(
 
 def _write(backend: OnnxRuntimeBackend, out: Path, stem: str, notes: list[str]) -> list[Path]:
     """``<stem>.onnx`` with the current weights."""
+    from weightshare.outputs import atomic_path
+
     onnx, _ = _import_ort()
     path = out / f"{stem}.onnx"
-    onnx.save(backend.current_model(), str(path))
+    with atomic_path(path) as tmp:
+        onnx.save(backend.current_model(), str(tmp))
     return [path]
 
 

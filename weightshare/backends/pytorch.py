@@ -404,6 +404,8 @@ def _write(backend: PyTorchBackend, out: Path, stem: str, notes: list[str]) -> l
     import torch
 
     from weightshare.backends.onnx_export import export_onnx
+    from weightshare.networks.checkpoints import save_state_dict
+    from weightshare.outputs import as_disk_full, atomic_path, write_bytes_atomic
 
     model = backend.model
     size = backend.input_size
@@ -414,16 +416,22 @@ def _write(backend: PyTorchBackend, out: Path, stem: str, notes: list[str]) -> l
         native = out / f"{stem}.torchscript.pt"
         with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.14, still works
             warnings.simplefilter("ignore", FutureWarning)
-            torch.jit.save(model, str(native))
+            buffer = io.BytesIO()
+            torch.jit.save(model, buffer)
+        write_bytes_atomic(native, buffer.getvalue())
         files.append(native)
         onnx_path = out / f"{stem}.onnx"
         try:
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            with (
+                atomic_path(onnx_path) as tmp,
+                warnings.catch_warnings(),
+                contextlib.redirect_stdout(io.StringIO()),
+            ):
                 warnings.simplefilter("ignore")
                 torch.onnx.export(
                     model,
                     (example,),
-                    str(onnx_path),
+                    str(tmp),
                     dynamo=False,
                     input_names=["input"],
                     output_names=["logits"],
@@ -432,10 +440,11 @@ def _write(backend: PyTorchBackend, out: Path, stem: str, notes: list[str]) -> l
                 )
             files.append(onnx_path)
         except Exception as exc:  # TorchScript export support varies by module
+            if as_disk_full(exc, onnx_path) is not None:
+                raise
             notes.append(f"ONNX export of the TorchScript module failed ({first_line(exc)})")
         return files
-    native = out / f"{stem}.pt"
-    torch.save(model.state_dict(), native)
+    native = save_state_dict(model.state_dict(), out / f"{stem}.pt")
     files.append(native)
     files.append(export_onnx(model, example, out / f"{stem}.onnx"))
     return files

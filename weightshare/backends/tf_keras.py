@@ -240,8 +240,11 @@ def _from_network(spec, model, transform: ImageTransform, threads: int, **_) -> 
 
 def _write(backend: KerasBackend, out: Path, stem: str, notes: list[str]) -> list[Path]:
     """``<stem>.keras``; ``<stem>.onnx`` only with tf2onnx installed (else a note)."""
+    from weightshare.outputs import atomic_path
+
     native = out / f"{stem}.keras"
-    backend.model.save(str(native))
+    with atomic_path(native) as tmp:  # the temporary name keeps the .keras suffix Keras wants
+        backend.model.save(str(tmp))
     files = [native]
     try:
         import tf2onnx  # noqa: F401
@@ -249,7 +252,8 @@ def _write(backend: KerasBackend, out: Path, stem: str, notes: list[str]) -> lis
         notes.append("ONNX not written: converting a Keras model needs tf2onnx (not installed)")
         return files
     onnx_path = out / f"{stem}.onnx"
-    backend.model.export(str(onnx_path), format="onnx")
+    with atomic_path(onnx_path) as tmp:
+        backend.model.export(str(tmp), format="onnx")
     files.append(onnx_path)
     return files
 

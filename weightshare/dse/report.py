@@ -9,12 +9,14 @@ ratio over the clusterable layers and as a whole-model ratio.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
 
 from weightshare.dse.driver import Driver, Outcome
 from weightshare.dse.trials import Record
+from weightshare.outputs import write_files_atomic
 
 POINT_FIELDS = (
     "trial",
@@ -102,15 +104,19 @@ def results(
 
 
 def write(directory: Path, doc: dict, driver: Driver, outcome: Outcome) -> list[Path]:
-    """Write results.json, pareto.csv, trials.csv and the plots; return the paths written."""
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = [directory / "results.json", directory / "pareto.csv", directory / "trials.csv"]
-    paths[0].write_text(json.dumps(doc, indent=2) + "\n")
-    _csv(paths[1], doc["pareto"])
+    """Write results.json, pareto.csv, trials.csv and the plots; return the paths written.
+
+    All files are rendered first, then replaced together (:func:`write_files_atomic`): a full
+    disk leaves the previous outputs as they were, never a part of a file or a mix of runs.
+    """
     records = driver.store.records()
-    _csv(paths[2], [_trial_row(driver, r) for r in records])
-    paths += _plots(directory, doc, driver, outcome, records)
-    return paths
+    files = {
+        directory / "results.json": (json.dumps(doc, indent=2) + "\n").encode(),
+        directory / "pareto.csv": _csv(doc["pareto"]),
+        directory / "trials.csv": _csv([_trial_row(driver, r) for r in records]),
+    }
+    files |= _plots(directory, doc, driver, outcome, records)
+    return write_files_atomic(files)
 
 
 def _trial_row(driver: Driver, r: Record) -> dict:
@@ -132,8 +138,8 @@ def _trial_row(driver: Driver, r: Record) -> dict:
     }
 
 
-def _csv(path: Path, rows: list[dict]) -> None:
-    """Rows as CSV; a ``k_per_layer`` mapping becomes a ``k`` column ``name=k;name=k``."""
+def _csv(rows: list[dict]) -> bytes:
+    """Rows as CSV bytes; a ``k_per_layer`` mapping becomes a ``k`` column ``name=k;name=k``."""
     flat = []
     for row in rows:
         row = dict(row)
@@ -141,19 +147,36 @@ def _csv(path: Path, rows: list[dict]) -> None:
             row["k"] = ";".join(f"{n}={k}" for n, k in row.pop("k_per_layer").items())
         flat.append(row)
     fields = list(dict.fromkeys(key for row in flat for key in row)) or list(POINT_FIELDS)
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(flat)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(flat)
+    return text.getvalue().encode()
 
 
-def _plots(directory: Path, doc: dict, driver: Driver, outcome: Outcome, records) -> list[Path]:
+def _png(fig) -> bytes:
+    """``fig`` as PNG bytes (120 dpi); the figure is closed."""
+    from matplotlib import pyplot as plt
+
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, dpi=120, format="png")
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
+
+
+def _plots(
+    directory: Path, doc: dict, driver: Driver, outcome: Outcome, records
+) -> dict[Path, bytes]:
+    """The PNG plots, path -> bytes: pareto.png, k_per_layer.png (a best point), sensitivity.png
+    (step 1 run)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    written = []
+    written: dict[Path, bytes] = {}
     search = [r for r in records if r.split == "search" and r.phase != "baseline"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.scatter(
@@ -194,9 +217,7 @@ def _plots(directory: Path, doc: dict, driver: Driver, outcome: Outcome, records
     ax.set_title(f"{doc['network']}: {doc['optimization']}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    written.append(directory / "pareto.png")
-    fig.savefig(written[-1], dpi=120)
-    plt.close(fig)
+    written[directory / "pareto.png"] = _png(fig)
 
     if outcome.best is not None:
         names = list(driver.layout.n_weights)
@@ -212,9 +233,7 @@ def _plots(directory: Path, doc: dict, driver: Driver, outcome: Outcome, records
         ax.set_ylabel("log2 k (bits of a fixed-length index)")
         ax.set_title("best point: shared values per layer (gray: fp32)")
         fig.tight_layout()
-        written.append(directory / "k_per_layer.png")
-        fig.savefig(written[-1], dpi=120)
-        plt.close(fig)
+        written[directory / "k_per_layer.png"] = _png(fig)
 
     one_layer = [r for r in records if r.phase == "sensitivity"]
     if one_layer:
@@ -234,7 +253,5 @@ def _plots(directory: Path, doc: dict, driver: Driver, outcome: Outcome, records
         if len(curves) <= 25:
             ax.legend(fontsize=6, ncol=2, loc="lower right")
         fig.tight_layout()
-        written.append(directory / "sensitivity.png")
-        fig.savefig(written[-1], dpi=120)
-        plt.close(fig)
+        written[directory / "sensitivity.png"] = _png(fig)
     return written

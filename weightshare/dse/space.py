@@ -59,7 +59,12 @@ def parse_k_grid(text: str) -> tuple[int, ...]:
         raise UserError(
             f"--k-grid must be comma-separated ints, e.g. 2,4,8,16; got {text!r}"
         ) from None
-    if not values or values[0] < K_MIN or values[-1] > K_MAX:
+    if not values:
+        raise UserError(
+            f"--k-grid must be comma-separated ints in [{K_MIN}, {K_MAX}], e.g. 2,4,8,16; "
+            f"got {text!r}"
+        )
+    if values[0] < K_MIN or values[-1] > K_MAX:
         raise UserError(f"--k-grid values must be ints in [{K_MIN}, {K_MAX}]; got {text!r}")
     return tuple(values)
 

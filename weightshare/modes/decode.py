@@ -132,20 +132,20 @@ def run(config: DecodeConfig) -> dict:
     import torch
 
     from weightshare.modes.encode import file_summary, print_summary
+    from weightshare.networks.checkpoints import save_state_dict
+    from weightshare.outputs import atomic_path, check_output_file
 
-    suffix = config.out.suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise UserError(f"--out must end in .pt or .onnx; got {str(config.out)!r}")
+    suffix = check_output_file("--out", config.out, OUTPUT_SUFFIXES).suffix.lower()
     decoded = read_model_file(config.model_file)
     if suffix == ".onnx":
         onnx_network(decoded, config.model_file)
-    config.out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".pt":
-        torch.save({k: torch.from_numpy(v) for k, v in decoded.state.items()}, config.out)
+        save_state_dict({k: torch.from_numpy(v) for k, v in decoded.state.items()}, config.out)
     else:
         torch.set_num_threads(config.threads)
         model, spec = build_model(decoded)
-        export_onnx(model, spec.input_size, config.out, input_channels(spec))
+        with atomic_path(config.out) as tmp:
+            export_onnx(model, spec.input_size, tmp, input_channels(spec))
     summary = file_summary(decoded.manifest)
     meta = decoded.manifest.meta
     print_summary(

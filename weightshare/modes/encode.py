@@ -3,7 +3,8 @@
 Reads ``DIR/results.json`` (``--mode exploration``: ``--trial best`` or a trial number it lists)
 or else ``DIR/evaluation.json`` (``--mode evaluate``), loads the same weights, clusters them
 with the same settings (granularity, init, seed: the same :class:`SharedWeights`) and writes
-the model file (docs/format.md), by default ``DIR/model.wsz``, plus ``DIR/encoding.json``.
+the model file (docs/format.md), by default ``DIR/model.wsz``, plus ``encoding.json`` beside it
+(``DIR/encoding.json``; with ``--out ELSEWHERE/m.wsz``, ``ELSEWHERE/encoding.json``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from weightshare.dse.clustering import INIT_CHOICES
 from weightshare.dse.correction import PerBitOptions
 from weightshare.errors import UserError
 from weightshare.modes.results_points import is_results, pick_point
+from weightshare.outputs import check_output_file, write_bytes_atomic, write_text_atomic
 from weightshare.types import GRANULARITIES, K_MAX
 from weightshare.validation import check_choice, check_int, check_optional_choice
 
@@ -70,7 +72,8 @@ class EncodeConfig:
     Attributes:
         log_dir: directory holding results.json or evaluation.json.
         trial: ``"best"`` or a trial number results.json lists (results.json only).
-        out: output file (None: ``log_dir / DEFAULT_FILE_NAME``).
+        out: output file (None: ``log_dir / DEFAULT_FILE_NAME``); ``encoding.json`` is
+            written beside it.
         coder: index coder.
         codebook_dtype: ``fp32``/``fp16``, or None for the recorded one (else fp32).
         checkpoint: ``--checkpoint``; must agree with the recorded one when both exist.
@@ -249,6 +252,7 @@ def run(config: EncodeConfig) -> dict:
     from weightshare.networks.checkpoints import load_into, model_state
     from weightshare.networks.datasets import load_calibration
 
+    out = check_output_file("--out", config.out or config.log_dir / DEFAULT_FILE_NAME)
     selection = read_selection(config.log_dir, config.trial)
     if selection.network.startswith("model:"):
         raise UserError(
@@ -337,15 +341,12 @@ def run(config: EncodeConfig) -> dict:
         codebook_dtype=codebook_dtype,
         meta=meta,
     )
-    out = config.out or config.log_dir / DEFAULT_FILE_NAME
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
+    write_bytes_atomic(out, data)
     manifest, _ = read_container(data)
     summary = file_summary(manifest)
     print_summary(summary, f"{spec.name}: {out} ({config.coder}, {codebook_dtype} codebooks)")
     result = {"file": str(out), **provenance, **meta, **summary}
-    report = config.log_dir / "encoding.json"
-    report.write_text(json.dumps(result, indent=2))
+    report = write_text_atomic(out.parent / "encoding.json", json.dumps(result, indent=2))
     print(f"wrote {out} and {report}")
     return result
 

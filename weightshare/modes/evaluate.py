@@ -18,6 +18,7 @@ from weightshare.dse.correction import CLUSTERINGS, PerBitOptions, parse_correct
 from weightshare.errors import UserError
 from weightshare.modes.results_points import is_results, pick_point
 from weightshare.networks import get_network
+from weightshare.outputs import check_output_dir, write_text_atomic
 from weightshare.types import GRANULARITIES, K_MAX
 from weightshare.validation import check_choice, check_float, check_int, check_optional_choice
 
@@ -178,6 +179,8 @@ def run(config: EvaluateConfig) -> dict:
     from weightshare.modes.loading import load_backend, load_calibration, load_splits
     from weightshare.modes.sharing import cluster_layers, shared_weights
 
+    if config.log_file is not None:
+        check_output_dir("--log_file", config.log_file)
     spec = get_network(config.network)
     choice = {
         "backend": config.backend,
@@ -252,9 +255,7 @@ def run(config: EvaluateConfig) -> dict:
         result["k_per_layer_source"] = config.k_source
     print_layer_table(result)
     if config.log_file is not None:
-        config.log_file.mkdir(parents=True, exist_ok=True)
-        out = config.log_file / "evaluation.json"
-        out.write_text(json.dumps(result, indent=2))
+        out = write_text_atomic(config.log_file / "evaluation.json", json.dumps(result, indent=2))
         print(f"wrote {out}")
     return result
 

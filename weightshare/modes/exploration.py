@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from weightshare.errors import UserError
+from weightshare.outputs import check_output_dir, disk_full_as_error
 from weightshare.validation import check_int
 
 OPTIMIZATIONS = ("two_step_optimization", "nsga2", "tpe", "paper")
@@ -149,11 +150,15 @@ def main(args: argparse.Namespace) -> int:
     options = model_options(args)
     if spec.dataset == "fashionmnist" and options["dataset"] in (None, "fashionmnist"):
         resolve_data_dir(args.data_dir)
-    ratio = args.accuracy_ratio or MLPERF_RATIO[args.mlperf_category or spec.category]
+    ratio = args.accuracy_ratio  # 0 is refused by ExploreConfig, not replaced by the default
+    if ratio is None:
+        ratio = MLPERF_RATIO[args.mlperf_category or spec.category]
     if args.workers is not None:
         check_int("--workers", args.workers, 0)
     paper = args.optimization == "paper"
-    grid = parse_k_grid(args.k_grid) if args.k_grid else (PAPER_K_GRID if paper else None)
+    grid = PAPER_K_GRID if paper else None
+    if args.k_grid is not None:  # "" is refused, not read as "the default grid"
+        grid = parse_k_grid(args.k_grid)
     k_max = args.k_max if args.k_max is not None else (max(grid) if grid else 256)
     config = ExploreConfig(
         optimization=args.optimization,
@@ -167,7 +172,7 @@ def main(args: argparse.Namespace) -> int:
         population_size=args.population_size,
         seed=args.seed,
     )
-    out_dir = Path(args.log_file or Path("runs") / spec.name)
+    out_dir = check_output_dir("--log_file", args.log_file or Path("runs") / spec.name)
     storage = args.storage or f"sqlite:///{out_dir.resolve() / 'study.db'}"
     db = study_lock.sqlite_path(storage)
     if args.storage and (db is None or db.resolve().parent != out_dir.resolve()):
@@ -180,7 +185,8 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(
             f"--log_file {out_dir} is not a writable directory ({exc.strerror})"
         ) from None
-    with study_lock.hold(storage):  # one driver per SQLite study, from before any work to the end
+    # one driver per SQLite study, from before any work to the end; a full disk is one line
+    with study_lock.hold(storage), disk_full_as_error(db or out_dir):
         return run(args, spec, config, out_dir, storage, _checkpoint(args, spec, options))
 
 

@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from weightshare.errors import UserError
+from weightshare.outputs import check_output_dir, write_text_atomic
 
 
 def read_k_map(directory: Path) -> tuple[dict[str, int], dict]:
@@ -88,6 +89,7 @@ def run(args: argparse.Namespace) -> dict:
         raise UserError("--mode export needs --log_file DIR (a directory of a finished run)")
     directory = Path(args.log_file)
     k_map, settings = read_k_map(directory)
+    check_output_dir("--log_file DIR/export", directory / "export")
     spec = get_network(args.network_dataset)
     options = model_options(args)
     if options["model"] is None and settings.get("network") not in (None, spec.name):
@@ -126,7 +128,6 @@ def run(args: argparse.Namespace) -> dict:
     calibrator = Calibrator(backend, perbit, calibration)
     shared_layers = cluster_layers(backend, k_map, granularity, init, calibrator.importance)
     out = directory / "export"
-    out.mkdir(parents=True, exist_ok=True)
     stem = spec.name if options["model"] is None else Path(options["model"]).stem
     notes: list[str] = []
     with shared_weights(backend, shared_layers) as dense:
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> dict:
         exported = OnnxRuntimeBackend(onnx_files[0], transform=transform, threads=args.threads)
         exported = exported.evaluate(search)
         result["accuracy_search_onnx"] = exported.top1
-    (out / "export.json").write_text(json.dumps(result, indent=2))
+    write_text_atomic(out / "export.json", json.dumps(result, indent=2))
     print(f"exported {len(k_map)} weight-shared layers of {stem} to {out}/")
     for p in files:
         print(f"  {p.name}  ({p.stat().st_size:,} bytes)")

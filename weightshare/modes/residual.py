@@ -18,6 +18,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from weightshare.errors import UserError
+from weightshare.outputs import (
+    check_output_dir,
+    check_output_file,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 from weightshare.validation import check_int
 
 ACCURACY_CHOICES = ("all", "last", "none")
@@ -125,8 +131,9 @@ def save_numpy_state(state: dict, out: Path) -> None:
     """Write a plain state dict (``torch.save``) loadable with ``weights_only=True``."""
     import torch
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: torch.from_numpy(v.copy()) for k, v in state.items()}, out)
+    from weightshare.networks.checkpoints import save_state_dict
+
+    save_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()}, out)
 
 
 # --- accuracy ---------------------------------------------------------------------------------
@@ -351,10 +358,7 @@ def write_json(log_dir: Path | None, name: str, document: dict) -> Path | None:
     """``log_dir / name`` as indented JSON (None when no ``--log_file``)."""
     if log_dir is None:
         return None
-    log_dir.mkdir(parents=True, exist_ok=True)
-    path = log_dir / name
-    path.write_text(json.dumps(document, indent=2))
-    return path
+    return write_text_atomic(log_dir / name, json.dumps(document, indent=2))
 
 
 # --- command line ----------------------------------------------------------------------------
@@ -428,6 +432,9 @@ def main(args: argparse.Namespace) -> int:
     out = args.out or (args.log_file / "residual.wsz" if args.log_file else None)
     if out is None:
         raise UserError("--mode residual needs --out FILE (or --log_file DIR)")
+    check_output_file("--out", out)
+    if args.log_file is not None:
+        check_output_dir("--log_file", args.log_file)
     source = checkpoint_source(args)
     pre_path = resolve(args.pre_epoch, "--pre-epoch", source)
     cur_path = resolve(args.cur_epoch, "--cur-epoch", source)
@@ -445,8 +452,7 @@ def main(args: argparse.Namespace) -> int:
         meta=meta,
         labels=(str(pre_path), str(cur_path)),
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
+    write_bytes_atomic(out, data)
     if args.eval_accuracy != "none":
         probe = AccuracyProbe(args.network_dataset, args.threads, args.data_dir)
         top1, top5 = probe(rebuilt)

@@ -70,6 +70,9 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"two residual files given ({given[1]} and {given[0]}); give one")
     if args.out is None or args.out.suffix.lower() != ".pt":
         raise UserError(f"--mode residual_decode needs --out FILE.pt; got {args.out}")
+    from weightshare.outputs import check_output_file
+
+    check_output_file("--out", args.out, (".pt",))
     pre = None
     if args.pre_epoch is not None:
         pre = resolve(args.pre_epoch, "--pre-epoch", checkpoint_source(args))

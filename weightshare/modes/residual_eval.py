@@ -168,6 +168,10 @@ def main(args: argparse.Namespace) -> int:
 
     if args.epoch_first is None or args.epoch_last is None:
         raise UserError("--mode residual_eval needs --epoch-first F and --epoch-last L")
+    if args.log_file is not None:
+        from weightshare.outputs import check_output_dir
+
+        check_output_dir("--log_file", args.log_file)
     epochs = epoch_list(args.epoch_first, args.epoch_last, args.epoch_interval)
     methods = parse_methods(args.method, METHOD_NAMES)
     settings = grid_settings(args)

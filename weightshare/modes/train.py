@@ -13,6 +13,7 @@ from pathlib import Path
 from weightshare.errors import UserError
 from weightshare.networks import get_network
 from weightshare.networks.checkpoints import checkpoint_dir
+from weightshare.outputs import check_output_dir, write_text_atomic
 from weightshare.validation import check_int
 
 
@@ -59,6 +60,8 @@ def run(config: TrainConfig) -> dict:
     from weightshare.networks.datasets import load_split
     from weightshare.networks.training import train
 
+    if config.log_file is not None:
+        check_output_dir("--log_file", config.log_file)
     spec = get_network(config.network)
     recipe = spec.recipe if config.epochs is None else replace(spec.recipe, epochs=config.epochs)
     train_split = load_split("train", config.data_dir)
@@ -78,8 +81,7 @@ def run(config: TrainConfig) -> dict:
     print(f"final checkpoint {last}  sha256 {summary['sha256']}")
     print(f"search accuracy {100 * logs[-1].monitor_accuracy:.2f} %")
     if config.log_file is not None:
-        config.log_file.mkdir(parents=True, exist_ok=True)
-        (config.log_file / "training.json").write_text(json.dumps(summary, indent=2))
+        write_text_atomic(config.log_file / "training.json", json.dumps(summary, indent=2))
     return summary
 
 

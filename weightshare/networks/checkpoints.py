@@ -125,3 +125,21 @@ def model_state(model) -> dict:
     """A PyTorch module's whole state dict as numpy arrays (name -> array, in state-dict
     order): what a model file stores."""
     return {key: value.detach().cpu().numpy() for key, value in model.state_dict().items()}
+
+
+def save_state_dict(state, path: str | os.PathLike) -> Path:
+    """Write ``state`` (name -> tensor) with ``torch.save`` to ``path`` atomically.
+
+    Serialised in memory first (torch's own writer reports a full disk without an errno), then
+    replaced in one step (:func:`weightshare.outputs.write_bytes_atomic`): the file is whole or
+    absent, loadable with ``torch.load(path, weights_only=True)``.
+    """
+    import io
+
+    import torch
+
+    from weightshare.outputs import write_bytes_atomic
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return write_bytes_atomic(path, buffer.getvalue())

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from weightshare.networks.checkpoints import checkpoint_dir, find_checkpoint
+from weightshare.networks.checkpoints import checkpoint_dir, find_checkpoint, save_state_dict
 from weightshare.networks.datasets import Split, load_split
 from weightshare.networks.registry import NetworkSpec, TrainRecipe
 from weightshare.networks.tensors import images_to_tensor
@@ -188,7 +188,7 @@ def train(
 
     def end_of_epoch(epoch: int, loss: float, seconds: float) -> None:
         path = out_dir / checkpoint_name(epoch, recipe.lr)
-        torch.save(model.state_dict(), path)
+        save_state_dict(model.state_dict(), path)
         log = EpochLog(epoch, loss, accuracy(model, x_mon, y_mon), seconds, str(path))
         logs.append(log)
         if progress:
