@@ -39,6 +39,7 @@ def test_pipeline_writes_a_file_that_scores_what_it_reported(tmp_path):
         (["--coder", "fixed"], "--coder must be an entropy coder"),
         (["--fc-bits", "0"], "--fc-bits must be"),
         (["--network_dataset", "resnet20_fashionmnist"], "--sparsity is needed for"),
+        (["--sparsity", ""], "--sparsity must be a float in [0, 1) or KEY=F,KEY=F"),
     ],
 )
 def test_bad_flags_end_in_one_error_line(tmp_path, flags, message):

@@ -66,6 +66,18 @@ def test_train_log_file_that_is_a_file(blocker, tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.parametrize("mode", ["prune", "deep_compression"])
+def test_prune_and_deep_compression_log_file_below_a_file(blocker, mode):
+    sub = blocker / "sub"
+    line = _refused(
+        "--mode", mode, "--network_dataset", "lenet300_fashionmnist", "--log_file", str(sub)
+    )
+    assert line == (
+        f"error: --log_file must be a directory (created if missing); got {sub}, "
+        f"but {blocker} is a file"
+    )
+
+
 def test_encode_out_that_is_a_directory(tmp_path):
     run = _lenet5_results(tmp_path / "run")
     target = tmp_path / "models"

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 from weightshare.errors import UserError
+from weightshare.outputs import write_bytes_atomic, write_text_atomic
 
 # The paper's kept fractions (Deep Compression tables 2-3) mapped onto our layers.
 DEFAULT_SPARSITY = {
@@ -123,9 +124,7 @@ def run(args: argparse.Namespace, sparsity, bits: dict[str, int]) -> dict:
     acc["decoded_file"] = scores(check)
     table = stage_table(decode_model(files["fixed"]).manifest, decoded.manifest, dense_bytes)
     out_dir = Path(args.log_file)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model_path = args.out or out_dir / "model.wsz"
-    model_path.write_bytes(files[args.coder])
+    model_path = write_bytes_atomic(args.out or out_dir / "model.wsz", files[args.coder])
     doc = {
         "network": spec.name,
         "source": str(path),
@@ -147,7 +146,7 @@ def run(args: argparse.Namespace, sparsity, bits: dict[str, int]) -> dict:
         "decoded_equals_encoded": exact,
         "model_file": str(model_path),
     }
-    (out_dir / "deep_compression.json").write_text(json.dumps(doc, indent=2))
+    write_text_atomic(out_dir / "deep_compression.json", json.dumps(doc, indent=2))
     print_table(doc)
     total = table["total"]
     print(
@@ -218,7 +217,7 @@ def main(args: argparse.Namespace) -> int:
             f"{spec.name} is an ImageNet zoo network: deep_compression retrains "
             "on Fashion-MNIST only"
         )
-    text = args.sparsity or DEFAULT_SPARSITY.get(spec.name)
+    text = DEFAULT_SPARSITY.get(spec.name) if args.sparsity is None else args.sparsity
     if text is None:
         raise UserError(
             f"--sparsity is needed for {spec.name} (defaults exist for "

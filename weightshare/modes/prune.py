@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from weightshare.errors import UserError
+from weightshare.outputs import check_output_dir, check_output_file, write_text_atomic
 
 METHODS = ("magnitude", "fpgm")
 
@@ -85,7 +86,7 @@ def run(config: PruneConfig) -> dict:
     import torch
 
     from weightshare.networks import get_network
-    from weightshare.networks.checkpoints import find_checkpoint, load_into
+    from weightshare.networks.checkpoints import find_checkpoint, load_into, save_state_dict
     from weightshare.networks.datasets import load_split
     from weightshare.networks.registry import TrainRecipe
     from weightshare.networks.shrink import chains_for, channel_counts, write_architecture
@@ -169,15 +170,13 @@ def run(config: PruneConfig) -> dict:
         doc["channels"] = channel_counts(model, chains_for(spec.name))
     doc["parameters_after"] = n_params()
     doc["accuracy_after"] = scores()
-    config.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), config.out)
+    save_state_dict(model.state_dict(), config.out)
     if config.method == "fpgm":
         doc["architecture"] = str(write_architecture(config.out, spec.name, doc["channels"]))
     doc["checkpoint"] = str(config.out)
     # the file as every other mode will load it (architecture JSON included) scores the same
     doc["accuracy_reloaded"] = scores(load_into(spec.build(), config.out))
-    config.log_file.mkdir(parents=True, exist_ok=True)
-    (config.log_file / "prune.json").write_text(json.dumps(doc, indent=2))
+    write_text_atomic(config.log_file / "prune.json", json.dumps(doc, indent=2))
     before, after = doc["accuracy_before"], doc["accuracy_after"]
     print(
         f"{spec.name} {config.method}: parameters {doc['parameters_before']} -> "
@@ -266,6 +265,9 @@ def check_common(args: argparse.Namespace) -> None:
         raise UserError(f"--retrain-lr must be a float in (0, 10]; got {args.retrain_lr!r}")
     if args.log_file is None:
         raise UserError(f"--mode {args.mode} needs --log_file DIR for its outputs")
+    check_output_dir("--log_file", args.log_file)
+    if args.out is not None:
+        check_output_file("--out", args.out)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -281,7 +283,7 @@ def main(args: argparse.Namespace) -> int:
         )
     from weightshare.validation import check_choice
 
-    method = check_choice("--method", args.method or "magnitude", METHODS)
+    method = check_choice("--method", "magnitude" if args.method is None else args.method, METHODS)
     sparsity = None
     if method == "magnitude":
         if args.quality is not None and args.sparsity is not None:
@@ -289,7 +291,7 @@ def main(args: argparse.Namespace) -> int:
         if args.quality is not None and not 0 <= args.quality < 100:
             raise UserError(f"--quality must be a float in [0, 100); got {args.quality!r}")
         if args.quality is None:
-            sparsity = parse_sparsity(args.sparsity or "0.9")
+            sparsity = parse_sparsity("0.9" if args.sparsity is None else args.sparsity)
             values = sparsity.values() if isinstance(sparsity, dict) else [sparsity]
             if not all(0 <= v < 1 for v in values):
                 raise UserError(f"--sparsity values must lie in [0, 1); got {args.sparsity!r}")

@@ -187,8 +187,11 @@ def architecture_path(checkpoint: Path) -> Path:
 def write_architecture(checkpoint: Path, network: str, channels: Mapping[str, int]) -> Path:
     """Write ``{"network", "channels"}`` beside ``checkpoint``; returns the JSON's path."""
     path = architecture_path(checkpoint)
-    path.write_text(json.dumps({"network": network, "channels": dict(channels)}, indent=2))
-    return path
+    from weightshare.outputs import write_text_atomic
+
+    return write_text_atomic(
+        path, json.dumps({"network": network, "channels": dict(channels)}, indent=2)
+    )
 
 
 def read_architecture(checkpoint: Path) -> tuple[str, dict[str, int]] | None:
