@@ -58,6 +58,7 @@ LAYERS = {  # top-level name under weightshare/ -> layer (higher imports lower, 
     "types": 0,
     "errors": 0,
     "validation": 0,
+    "outputs": 0,
     "console": 0,
 }
 

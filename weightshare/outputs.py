@@ -86,8 +86,15 @@ def as_disk_full(exc: BaseException, where: str | os.PathLike | None) -> DiskFul
         return None
     if isinstance(cause, OSError):
         place = cause.filename if cause.filename is not None else where
-        return DiskFullError(place if place is not None else "the outputs", cause.strerror)
-    return DiskFullError(where if where is not None else "the study", _SQLITE_FULL_TEXT)
+        return DiskFullError(place if place is not None else "the outputs", _reason(cause))
+    return DiskFullError(where if where is not None else "the study", _reason(cause))
+
+
+def _reason(cause: BaseException) -> str:
+    """The system's words for a full disk found by :func:`disk_full_cause`."""
+    if isinstance(cause, OSError):
+        return cause.strerror or os.strerror(cause.errno)
+    return _SQLITE_FULL_TEXT
 
 
 @contextlib.contextmanager
@@ -130,10 +137,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        error = as_disk_full(exc, path) if isinstance(exc, Exception) else None
-        if error is None or error is exc:
+        if isinstance(exc, DiskFullError) or not isinstance(exc, Exception):
             raise
-        raise error from None
+        cause = disk_full_cause(exc)
+        if cause is None:
+            raise
+        raise DiskFullError(path, _reason(cause)) from None  # the destination, not the temp
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
