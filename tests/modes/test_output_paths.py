@@ -66,7 +66,7 @@ def test_train_log_file_that_is_a_file(blocker, tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
-@pytest.mark.parametrize("mode", ["prune", "deep_compression"])
+@pytest.mark.parametrize("mode", ["prune", "deep_compression", "profile"])
 def test_prune_and_deep_compression_log_file_below_a_file(blocker, mode):
     sub = blocker / "sub"
     line = _refused(

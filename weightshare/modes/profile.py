@@ -52,7 +52,11 @@ def run(args: argparse.Namespace) -> dict:
 
     from weightshare.networks import get_network
     from weightshare.networks.checkpoints import find_checkpoint, load_into
+    from weightshare.outputs import check_output_dir, write_text_atomic
     from weightshare.pruning.costs import machine
+
+    if args.log_file is not None:
+        check_output_dir("--log_file", args.log_file)
 
     torch.set_num_threads(args.threads)
     spec = get_network(args.network_dataset)
@@ -86,9 +90,8 @@ def run(args: argparse.Namespace) -> dict:
         )
     print(f"machine: {doc['machine']}")
     if args.log_file is not None:
-        args.log_file.mkdir(parents=True, exist_ok=True)
-        (args.log_file / "profile.json").write_text(json.dumps(doc, indent=2))
-        print(f"wrote {args.log_file / 'profile.json'}")
+        path = write_text_atomic(args.log_file / "profile.json", json.dumps(doc, indent=2))
+        print(f"wrote {path}")
     return doc
 
 
