@@ -66,8 +66,8 @@ def test_train_log_file_that_is_a_file(blocker, tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
-@pytest.mark.parametrize("mode", ["prune", "deep_compression", "profile"])
-def test_prune_and_deep_compression_log_file_below_a_file(blocker, mode):
+@pytest.mark.parametrize("mode", ["prune", "deep_compression", "profile", "partial_update"])
+def test_log_file_below_a_file_before_any_training(blocker, mode):
     sub = blocker / "sub"
     line = _refused(
         "--mode", mode, "--network_dataset", "lenet300_fashionmnist", "--log_file", str(sub)

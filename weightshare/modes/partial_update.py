@@ -115,6 +115,9 @@ def _check(args: argparse.Namespace) -> None:
         raise UserError(f"--round-lr must be a float > 0; got {args.round_lr}")
     if args.log_file is None:
         raise UserError("--mode partial_update needs --log_file DIR for its update files")
+    from weightshare.outputs import check_output_dir
+
+    check_output_dir("--log_file", args.log_file)
 
 
 def _replay(run_dir: Path) -> int:

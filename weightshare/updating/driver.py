@@ -35,6 +35,7 @@ from weightshare.networks.datasets import Split
 from weightshare.networks.registry import NetworkSpec, TrainRecipe
 from weightshare.networks.tensors import images_to_tensor
 from weightshare.networks.training import accuracy
+from weightshare.outputs import write_bytes_atomic
 from weightshare.updating import selection
 from weightshare.updating.methods import METHODS, RoundData
 from weightshare.updating.schedule import RoundSchedule, reinit_due
@@ -183,8 +184,7 @@ def run_method(
             deployed, deployed_search = device, candidate
             if out_dir is not None:
                 path = Path("updates") / method / f"round_{r:02d}.wsz"
-                (out_dir / path).parent.mkdir(parents=True, exist_ok=True)
-                (out_dir / path).write_bytes(blob)
+                write_bytes_atomic(out_dir / path, blob)
         record = RoundRecord(
             round=r,
             method=method,

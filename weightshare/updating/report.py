@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from weightshare.outputs import atomic_path, write_text_atomic
 from weightshare.updating.driver import RoundRecord
 
 
 def write_json(path: Path, header: dict, records: Sequence[RoundRecord]) -> None:
     """Write ``header`` plus ``"rounds"``: one object per round per method."""
     document = {**header, "rounds": [asdict(r) for r in records]}
-    Path(path).write_text(json.dumps(document, indent=2))
+    write_text_atomic(path, json.dumps(document, indent=2))
 
 
 def summary(records: Sequence[RoundRecord]) -> dict[str, dict[str, float]]:
@@ -62,5 +63,8 @@ def plot(path: Path, records: Sequence[RoundRecord], title: str) -> None:
     left.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
