@@ -15,6 +15,7 @@ from weightshare.codecs.container import manifest_entry
 from weightshare.codecs.model import ModelFileSizer, weight_key
 from weightshare.codecs.tensors import encode_shared
 from weightshare.dse.clustering import ClusterCache
+from weightshare.dse.correction import Calibrator
 from weightshare.dse.size import LayerSize, fixed_bits
 from weightshare.dse.space import Candidate
 from weightshare.types import EvalResult, LayerInfo, ModelDescription
@@ -32,6 +33,9 @@ class Evaluator:
         granularity, init, seed: clustering settings (see :func:`share_weights`).
         file_sizer: sizes the model file of a candidate exactly (its state holds the layers'
             weights under :func:`~weightshare.codecs.model.weight_key`); None: no file size.
+        calibrator: the ``--clustering`` / ``--correct`` state measured on the pristine model
+            (:class:`~weightshare.dse.correction.Calibrator`): its importances weight the
+            k-means and it corrects every candidate after the swap; None: plain sharing.
     """
 
     def __init__(
@@ -43,6 +47,7 @@ class Evaluator:
         init: str = "best",
         seed: int = 0,
         file_sizer: ModelFileSizer | None = None,
+        calibrator: Calibrator | None = None,
     ) -> None:
         self.backend = backend
         self.file_sizer = file_sizer
@@ -53,7 +58,9 @@ class Evaluator:
             granularity=granularity,
             init=init,
             seed=seed,
+            importance=None if calibrator is None else calibrator.importance,
         )
+        self.calibrator = calibrator
         self._entries: dict[tuple[str, int], dict] = {}
 
     def describe(self) -> ModelDescription:
@@ -97,7 +104,10 @@ class Evaluator:
         shared = {name: self.cache.get(name, k) for name, k in k_map.items()}
         try:
             if shared:
-                self.backend.set_weights({n: sw.dequantize() for n, sw in shared.items()})
+                dense = {n: sw.dequantize() for n, sw in shared.items()}
+                self.backend.set_weights(dense)
+                if self.calibrator is not None:  # corrections are undone by restore()
+                    self.calibrator.apply(self.backend, dense)
             acc = self.backend.evaluate(self.splits[split])
         finally:
             self.backend.restore()

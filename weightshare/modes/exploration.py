@@ -216,11 +216,13 @@ def run(args, spec, config, out_dir: Path, storage: str, checkpoint: Path) -> in
     from weightshare.dse.driver import Driver
     from weightshare.dse.executor import LocalExecutor, RayExecutor
     from weightshare.dse.trials import TrialStore
+    from weightshare.modes.evaluate import perbit_options
     from weightshare.modes.loading import EvaluatorFactory, model_options
     from weightshare.networks.datasets import SPLIT_SEED
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bars tell the trials
     options = model_options(args)
+    perbit = perbit_options(args)
     settings = {
         "network": spec.name,
         **{k: str(v) for k, v in options.items() if v is not None},
@@ -229,6 +231,8 @@ def run(args, spec, config, out_dir: Path, storage: str, checkpoint: Path) -> in
         "split_seed": SPLIT_SEED,
         "granularity": args.granularity,
         "init": args.init,
+        # part of the study's identity (recorded only when used: older studies still resume)
+        **(perbit.as_dict() if perbit.needs_calibration else {}),
         **config.identity(),
     }
     store = TrialStore(storage, settings, args.study_name)
@@ -245,6 +249,7 @@ def run(args, spec, config, out_dir: Path, storage: str, checkpoint: Path) -> in
         args.seed,
         **options,
         cache_dir=str(args.cache_dir),
+        perbit=perbit,
     )
     if workers == 0:
         executor = LocalExecutor(factory)

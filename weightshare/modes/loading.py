@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from weightshare.dse.correction import PerBitOptions
 from weightshare.networks.checkpoints import load_into
 from weightshare.networks.registry import NetworkSpec
 
@@ -131,6 +132,7 @@ class EvaluatorFactory:
         backend, model, weights, dataset: the model choice (``--backend``, ``--model``,
             ``--weights``, ``--dataset``; :func:`model_options`), None for the defaults.
         cache_dir: cache root (the ONNX exports); None: the default cache.
+        perbit: ``--clustering`` / ``--correct`` / ``--calibration-images``.
     """
 
     network: str
@@ -146,6 +148,7 @@ class EvaluatorFactory:
     weights: str | None = None
     dataset: str | None = None
     cache_dir: str | None = None
+    perbit: PerBitOptions = field(default_factory=PerBitOptions)
 
     def __call__(self):
         from weightshare.dse.evaluator import Evaluator
@@ -168,6 +171,13 @@ class EvaluatorFactory:
         splits = {"search": search, "search_full": search_full, "holdout": holdout}
         if self.dataset_scale == 1.0:
             del splits["search_full"]
+        calibrator = None
+        if self.perbit.needs_calibration:
+            from weightshare.dse.correction import Calibrator
+
+            n = self.perbit.calibration_images
+            calibration = load_calibration(spec, self.data_dir, n, **options)
+            calibrator = Calibrator(backend, self.perbit, calibration)
         return Evaluator(
             backend,
             splits,
@@ -175,6 +185,7 @@ class EvaluatorFactory:
             init=self.init,
             seed=self.seed,
             file_sizer=self.file_sizer(spec),
+            calibrator=calibrator,
         )
 
     def file_sizer(self, spec):
