@@ -15,12 +15,14 @@ from weightshare.errors import UserError
 from weightshare.modes.decode import DecodeConfig
 from weightshare.modes.encode import EncodeConfig
 from weightshare.modes.evaluate import EvaluateConfig
+from weightshare.modes.residual_decode import ResidualDecodeConfig
 from weightshare.modes.train import TrainConfig
 
 EVALUATE = EvaluateConfig(network="lenet5_fashionmnist", k=16, k_per_layer=None)
 ENCODE = EncodeConfig(log_dir=Path("run"))
 DECODE = DecodeConfig(model_file=Path("m.wsz"), out=Path("m.pt"))
 EXPLORE = ExploreConfig(k_grid=(2, 4, 16))
+RESIDUAL_DECODE = ResidualDecodeConfig(file=Path("b.res"), out=Path("b.pt"))
 TRAIN = TrainConfig(network="lenet5_fashionmnist", data_dir=None, cache_dir=Path("cache"))
 
 # (valid config, fields changed, exact message)
@@ -95,6 +97,12 @@ REFUSALS = [
     ),
     (TRAIN, {"epochs": 0}, "--epochs must be an int >= 1; got 0"),
     (TRAIN, {"threads": 0}, "--threads must be an int >= 1; got 0"),
+    (
+        RESIDUAL_DECODE,
+        {"out": Path("b.bin")},
+        "--mode residual_decode needs --out FILE.pt; got b.bin",
+    ),
+    (RESIDUAL_DECODE, {"out": None}, "--mode residual_decode needs --out FILE.pt; got None"),
 ]
 
 

@@ -9,18 +9,40 @@ fingerprint, so a wrong A is refused. ``Float16`` files need no A.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from weightshare.errors import UserError
 
 
-def run(file: Path, out: Path, pre: Path | None) -> dict:
-    """Decode ``file`` against the checkpoint ``pre`` into ``out``; returns a summary dict."""
+@dataclass(frozen=True)
+class ResidualDecodeConfig:
+    """Settings of ``--mode residual_decode``.
+
+    Attributes:
+        file: the residual file.
+        out: the state dict to write (``.pt``).
+        pre: checkpoint A the file was coded against (None: only for ``Float16`` files).
+    """
+
+    file: Path
+    out: Path | None
+    pre: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.out is None or self.out.suffix.lower() != ".pt":
+            raise UserError(f"--mode residual_decode needs --out FILE.pt; got {self.out}")
+
+
+def run(config: ResidualDecodeConfig) -> dict:
+    """Decode the residual file against the checkpoint ``pre`` into ``out``; returns a summary
+    dict."""
     from weightshare.codecs.residual import METHODS, decode_residual
     from weightshare.codecs.residual.methods import read_residual_manifest
     from weightshare.modes.input_files import read_input
     from weightshare.modes.residual import load_numpy_state, save_numpy_state
 
+    file, out, pre = config.file, config.out, config.pre
     data = read_input(file, "residual file")
     try:
         _, _, info = read_residual_manifest(data)
@@ -68,13 +90,12 @@ def main(args: argparse.Namespace) -> int:
         )
     if len(given) == 2 and given[0] != given[1]:
         raise UserError(f"two residual files given ({given[1]} and {given[0]}); give one")
-    if args.out is None or args.out.suffix.lower() != ".pt":
-        raise UserError(f"--mode residual_decode needs --out FILE.pt; got {args.out}")
+    config = ResidualDecodeConfig(given[0], args.out)
     from weightshare.outputs import check_output_file
 
-    check_output_file("--out", args.out, (".pt",))
-    pre = None
+    check_output_file("--out", config.out, (".pt",))
     if args.pre_epoch is not None:
         pre = resolve(args.pre_epoch, "--pre-epoch", checkpoint_source(args))
-    run(given[0], args.out, pre)
+        config = replace(config, pre=pre)
+    run(config)
     return 0
