@@ -317,7 +317,7 @@ def _cluster(
     if importance is None:
         xs, ws = np.sort(x), None
     else:
-        order = np.argsort(x, kind="stable")
+        order = np.argsort(x)  # introsort: deterministic for a given input, 3x stable
         xs, ws = x[order], importance[order]
     is_new = np.concatenate(([True], xs[1:] != xs[:-1]))
     if k >= np.count_nonzero(is_new):
