@@ -15,6 +15,7 @@ from weightshare.errors import UserError
 from weightshare.modes.decode import DecodeConfig
 from weightshare.modes.encode import EncodeConfig
 from weightshare.modes.evaluate import EvaluateConfig
+from weightshare.modes.export import ExportConfig
 from weightshare.modes.residual_decode import ResidualDecodeConfig
 from weightshare.modes.train import TrainConfig
 
@@ -23,6 +24,7 @@ ENCODE = EncodeConfig(log_dir=Path("run"))
 DECODE = DecodeConfig(model_file=Path("m.wsz"), out=Path("m.pt"))
 EXPLORE = ExploreConfig(k_grid=(2, 4, 16))
 RESIDUAL_DECODE = ResidualDecodeConfig(file=Path("b.res"), out=Path("b.pt"))
+EXPORT = ExportConfig(log_dir=Path("run"), network="lenet300_fashionmnist")
 TRAIN = TrainConfig(network="lenet5_fashionmnist", data_dir=None, cache_dir=Path("cache"))
 
 # (valid config, fields changed, exact message)
@@ -103,6 +105,18 @@ REFUSALS = [
         "--mode residual_decode needs --out FILE.pt; got b.bin",
     ),
     (RESIDUAL_DECODE, {"out": None}, "--mode residual_decode needs --out FILE.pt; got None"),
+    (
+        EXPORT,
+        {"log_dir": None},
+        "--mode export needs --log_file DIR (a directory of a finished run)",
+    ),
+    (
+        EXPORT,
+        {"init": "zero"},
+        "--init must be one of ('linear', 'quantile', 'kmeans++', 'best'); got 'zero'",
+    ),
+    (EXPORT, {"dataset_scale": -0.5}, "--dataset_scale must be a float in (0, 1]; got -0.5"),
+    (EXPORT, {"backend": "tvm"}, f"--backend must be one of {BACKEND_NAMES}; got 'tvm'"),
 ]
 
 

@@ -12,61 +12,40 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from weightshare.backends.registry import BACKEND_NAMES
 from weightshare.dse.clustering import INIT_CHOICES
 from weightshare.dse.correction import CLUSTERINGS, PerBitOptions, parse_correct
 from weightshare.errors import UserError
+from weightshare.modes.model_choice import ModelChoice, model_choice_flags
 from weightshare.modes.results_points import is_results, pick_point
 from weightshare.networks import get_network
 from weightshare.outputs import check_output_dir, write_text_atomic
 from weightshare.types import GRANULARITIES, K_MAX
-from weightshare.validation import check_choice, check_float, check_int, check_optional_choice
+from weightshare.validation import check_int
 
 
 @dataclass(frozen=True)
-class EvaluateConfig:
-    """Settings of ``--mode evaluate``.
+class EvaluateConfig(ModelChoice):
+    """Settings of ``--mode evaluate`` (the model, data and clustering flags: the keyword-only
+    fields of :class:`~weightshare.modes.model_choice.ModelChoice`).
 
     Attributes:
-        network: registry name.
         k: one k for every clusterable layer, or None when ``k_per_layer`` is given.
         k_per_layer: layer name -> k; layers not named stay fp32.
-        granularity: ``layer`` or ``channel`` (one codebook per output channel).
-        init: k-means initialisation (``best``, ``linear``, ``quantile``, ``kmeans++``).
-        dataset_scale: fraction of the search split's images used, in (0, 1].
-        data_dir: Fashion-MNIST IDX directory (None: the Debian package's).
-        checkpoint: weights file (None: committed baseline, else the train cache).
-        cache_dir: root of the checkpoint cache.
         log_file: directory for ``evaluation.json`` (None: print only).
-        threads: torch threads.
-        backend, model, weights, dataset: the model choice (``--backend``, ``--model``,
-            ``--weights``, ``--dataset``; see :func:`weightshare.modes.loading.load_backend`).
         k_source: where ``k_per_layer`` came from, ``{"file", "trial"}`` (recorded in
             evaluation.json as ``k_per_layer_source``), or None.
         perbit: ``--clustering``, ``--correct``, ``--calibration-images``
             (:mod:`weightshare.dse.correction`).
     """
 
-    network: str
     k: int | None
     k_per_layer: dict[str, int] | None
-    granularity: str = "layer"
-    init: str = "best"
-    dataset_scale: float = 1.0
-    data_dir: str | None = None
-    checkpoint: str | None = None
-    cache_dir: Path = Path(".")
     log_file: Path | None = None
-    threads: int = 2
-    backend: str | None = None
-    model: str | None = None
-    weights: str | None = None
-    dataset: str | None = None
     k_source: dict | None = None
     perbit: PerBitOptions = field(default_factory=PerBitOptions)
 
     def __post_init__(self) -> None:
-        get_network(self.network)
+        super().__post_init__()
         if (self.k is None) == (self.k_per_layer is None):
             raise UserError("give exactly one of --k and --k-per-layer")
         if self.k is not None:
@@ -78,11 +57,6 @@ class EvaluateConfig:
         else:
             for name, k in self.k_per_layer.items():
                 validate_k(k, f"k of layer {name!r}")
-        check_choice("--granularity", self.granularity, GRANULARITIES)
-        check_choice("--init", self.init, INIT_CHOICES)
-        check_float("--dataset_scale", self.dataset_scale, 0, 1, low_open=True)
-        check_int("--threads", self.threads, 1)
-        check_optional_choice("--backend", self.backend, BACKEND_NAMES)
 
 
 def evaluated_name(spec, model: str | None) -> str:
@@ -353,23 +327,12 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--trial {args.trial} needs --k-per-layer results.json")
     k = 16 if args.k is None and k_file is None else args.k
     config = EvaluateConfig(
-        network=args.network_dataset,
         k=k,
         k_per_layer=None if k_file is None else k_file.k_per_layer,
         k_source=None if k_file is None else {"file": k_file.file, "trial": k_file.trial},
-        granularity=args.granularity,
-        init=args.init,
-        dataset_scale=args.dataset_scale,
-        data_dir=args.data_dir,
-        checkpoint=args.checkpoint,
-        cache_dir=args.cache_dir,
         log_file=args.log_file,
-        threads=args.threads,
-        backend=args.backend,
-        model=args.model,
-        weights=args.weights,
-        dataset=args.dataset,
         perbit=perbit_options(args),
+        **model_choice_flags(args),
     )
     run(config)
     return 0

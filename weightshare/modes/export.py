@@ -16,10 +16,31 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from weightshare.errors import UserError
+from weightshare.modes.model_choice import ModelChoice, model_choice_flags
 from weightshare.outputs import check_output_dir, write_text_atomic
+
+
+@dataclass(frozen=True)
+class ExportConfig(ModelChoice):
+    """Settings of ``--mode export`` (the model flags: the keyword-only fields of
+    :class:`~weightshare.modes.model_choice.ModelChoice`; ``granularity`` and ``init`` apply
+    when the run's file does not record them).
+
+    Attributes:
+        log_dir: the finished run's directory (results.json or evaluation.json); files go to
+            ``log_dir/export/``.
+    """
+
+    log_dir: Path | None
+
+    def __post_init__(self) -> None:
+        if self.log_dir is None:
+            raise UserError("--mode export needs --log_file DIR (a directory of a finished run)")
+        super().__post_init__()
 
 
 def read_k_map(directory: Path) -> tuple[dict[str, int], dict]:
@@ -71,7 +92,7 @@ def _sha256(path: Path) -> str:
     return sha256_file(path)
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(config: ExportConfig) -> dict:
     """Export; print a summary and return ``export.json``'s dict."""
     from weightshare.backends.ort import OnnxRuntimeBackend
     from weightshare.backends.registry import get_plugin
@@ -85,13 +106,11 @@ def run(args: argparse.Namespace) -> dict:
     from weightshare.modes.sharing import cluster_layers, shared_weights
     from weightshare.networks import get_network
 
-    if args.log_file is None:
-        raise UserError("--mode export needs --log_file DIR (a directory of a finished run)")
-    directory = Path(args.log_file)
+    directory = Path(config.log_dir)
     k_map, settings = read_k_map(directory)
     check_output_dir("--log_file DIR/export", directory / "export")
-    spec = get_network(args.network_dataset)
-    options = model_options(args)
+    spec = get_network(config.network)
+    options = model_options(config)
     if options["model"] is None and settings.get("network") not in (None, spec.name):
         raise UserError(
             f"{directory} was written for --network_dataset {settings['network']}; got "
@@ -99,9 +118,9 @@ def run(args: argparse.Namespace) -> dict:
         )
     if spec.framework == "pytorch" and options["model"] is None:
         options["backend"] = "pytorch"  # the source framework writes both formats
-    search, _ = load_splits(spec, args.data_dir, args.dataset_scale, **options)
+    search, _ = load_splits(spec, config.data_dir, config.dataset_scale, **options)
     backend, source = load_backend(
-        spec, args.checkpoint, args.cache_dir, args.data_dir, args.threads, **options
+        spec, config.checkpoint, config.cache_dir, config.data_dir, config.threads, **options
     )
     names = [layer.name for layer in backend.layers()]
     unknown = [n for n in k_map if n not in names]
@@ -110,8 +129,8 @@ def run(args: argparse.Namespace) -> dict:
             f"{directory} names layer {unknown[0]!r}, which this model does not have: pass the "
             "same model flags as the run that wrote it"
         )
-    granularity = settings.get("granularity", args.granularity)
-    init = settings.get("init", args.init)
+    granularity = settings.get("granularity", config.granularity)
+    init = settings.get("init", config.init)
     try:
         perbit = PerBitOptions(
             settings.get("clustering", "kmeans"),
@@ -121,7 +140,7 @@ def run(args: argparse.Namespace) -> dict:
     except UserError as exc:
         raise UserError(f"{directory}: {exc}") from None
     calibration = (
-        load_calibration(spec, args.data_dir, perbit.calibration_images, **options)
+        load_calibration(spec, config.data_dir, perbit.calibration_images, **options)
         if perbit.needs_calibration
         else None
     )
@@ -148,7 +167,7 @@ def run(args: argparse.Namespace) -> dict:
     onnx_files = [p for p in files if p.suffix == ".onnx"]
     if onnx_files:
         transform = getattr(backend, "transform", None) or _transform_of(spec)
-        exported = OnnxRuntimeBackend(onnx_files[0], transform=transform, threads=args.threads)
+        exported = OnnxRuntimeBackend(onnx_files[0], transform=transform, threads=config.threads)
         exported = exported.evaluate(search)
         result["accuracy_search_onnx"] = exported.top1
     write_text_atomic(out / "export.json", json.dumps(result, indent=2))
@@ -178,5 +197,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """``--mode export`` from parsed flags."""
-    run(args)
+    config = ExportConfig(log_dir=args.log_file, **model_choice_flags(args))
+    run(config)
     return 0
