@@ -16,6 +16,7 @@ from weightshare.modes.decode import DecodeConfig
 from weightshare.modes.encode import EncodeConfig
 from weightshare.modes.evaluate import EvaluateConfig
 from weightshare.modes.export import ExportConfig
+from weightshare.modes.profile import ProfileConfig
 from weightshare.modes.residual_decode import ResidualDecodeConfig
 from weightshare.modes.train import TrainConfig
 
@@ -25,6 +26,7 @@ DECODE = DecodeConfig(model_file=Path("m.wsz"), out=Path("m.pt"))
 EXPLORE = ExploreConfig(k_grid=(2, 4, 16))
 RESIDUAL_DECODE = ResidualDecodeConfig(file=Path("b.res"), out=Path("b.pt"))
 EXPORT = ExportConfig(log_dir=Path("run"), network="lenet300_fashionmnist")
+PROFILE = ProfileConfig(network="lenet5_fashionmnist")
 TRAIN = TrainConfig(network="lenet5_fashionmnist", data_dir=None, cache_dir=Path("cache"))
 
 # (valid config, fields changed, exact message)
@@ -117,6 +119,13 @@ REFUSALS = [
     ),
     (EXPORT, {"dataset_scale": -0.5}, "--dataset_scale must be a float in (0, 1]; got -0.5"),
     (EXPORT, {"backend": "tvm"}, f"--backend must be one of {BACKEND_NAMES}; got 'tvm'"),
+    (
+        PROFILE,
+        {"network": "mobilenetv1_imagenet"},
+        "--mode profile supports the Fashion-MNIST PyTorch networks; got mobilenetv1_imagenet",
+    ),
+    (PROFILE, {"repeats": 0}, "--repeats must be an int in [1, 10000]; got 0"),
+    (PROFILE, {"threads": 0}, "--threads must be an int >= 1; got 0"),
 ]
 
 

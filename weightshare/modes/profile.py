@@ -8,6 +8,42 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from weightshare.errors import UserError
+from weightshare.networks import get_network
+from weightshare.validation import check_int
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """Settings of ``--mode profile``.
+
+    Attributes:
+        network: a Fashion-MNIST PyTorch registry network (``--network_dataset``).
+        checkpoint: a pruned checkpoint of it to profile too, or None.
+        cache_dir: checkpoint cache root (the dense reference is looked up there).
+        repeats: timed batch-1 passes per model, in [1, 10000].
+        threads: torch threads, >= 1.
+        log_file: directory for ``profile.json``, or None.
+    """
+
+    network: str
+    checkpoint: str | None = None
+    cache_dir: Path | None = None
+    repeats: int = 20
+    threads: int = 2
+    log_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        spec = get_network(self.network)
+        if spec.framework != "pytorch" or spec.recipe is None:
+            raise UserError(
+                f"--mode profile supports the Fashion-MNIST PyTorch networks; got {spec.name}"
+            )
+        check_int("--repeats", self.repeats, 1, 10000)
+        check_int("--threads", self.threads, 1)
 
 
 def _profile(model, input_shape, repeats: int) -> dict:
@@ -46,36 +82,35 @@ def _print(label: str, doc: dict) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(config: ProfileConfig) -> dict:
     """Profile the dense network and, if given, the checkpoint; return the document."""
     import torch
 
-    from weightshare.networks import get_network
     from weightshare.networks.checkpoints import find_checkpoint, load_into
     from weightshare.outputs import check_output_dir, write_text_atomic
     from weightshare.pruning.costs import machine
 
-    if args.log_file is not None:
-        check_output_dir("--log_file", args.log_file)
+    if config.log_file is not None:
+        check_output_dir("--log_file", config.log_file)
 
-    torch.set_num_threads(args.threads)
-    spec = get_network(args.network_dataset)
+    torch.set_num_threads(config.threads)
+    spec = get_network(config.network)
     input_shape = (1, spec.input_size, spec.input_size)
-    dense_path = find_checkpoint(spec.name, None, args.cache_dir)
+    dense_path = find_checkpoint(spec.name, None, config.cache_dir)
     dense = load_into(spec.build(), dense_path) if dense_path else spec.build()
     doc = {
         "network": spec.name,
         "input_shape": list(input_shape),
         "machine": machine(),
-        "dense": {"checkpoint": str(dense_path)} | _profile(dense, input_shape, args.repeats),
+        "dense": {"checkpoint": str(dense_path)} | _profile(dense, input_shape, config.repeats),
     }
     _print(f"{spec.name} dense ({dense_path})", doc["dense"])
-    if args.checkpoint is not None:
-        pruned = load_into(spec.build(), find_checkpoint(spec.name, args.checkpoint, None))
-        doc["pruned"] = {"checkpoint": args.checkpoint} | _profile(
-            pruned, input_shape, args.repeats
+    if config.checkpoint is not None:
+        pruned = load_into(spec.build(), find_checkpoint(spec.name, config.checkpoint, None))
+        doc["pruned"] = {"checkpoint": config.checkpoint} | _profile(
+            pruned, input_shape, config.repeats
         )
-        _print(f"{spec.name} pruned ({args.checkpoint})", doc["pruned"])
+        _print(f"{spec.name} pruned ({config.checkpoint})", doc["pruned"])
         d, p = doc["dense"]["total"], doc["pruned"]["total"]
         doc["summary"] = {
             "structural_macs_removed": 1 - p["macs"] / d["macs"],
@@ -89,8 +124,8 @@ def run(args: argparse.Namespace) -> dict:
             f"{100 * s['params_removed']:.1f} %"
         )
     print(f"machine: {doc['machine']}")
-    if args.log_file is not None:
-        path = write_text_atomic(args.log_file / "profile.json", json.dumps(doc, indent=2))
+    if config.log_file is not None:
+        path = write_text_atomic(config.log_file / "profile.json", json.dumps(doc, indent=2))
         print(f"wrote {path}")
     return doc
 
@@ -109,15 +144,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """``--mode profile`` from parsed flags."""
-    from weightshare.errors import UserError
-    from weightshare.networks import get_network
-    from weightshare.validation import check_int
-
-    check_int("--repeats", args.repeats, 1, 10000)
-    spec = get_network(args.network_dataset)
-    if spec.framework != "pytorch" or spec.recipe is None:
-        raise UserError(
-            f"--mode profile supports the Fashion-MNIST PyTorch networks; got {spec.name}"
-        )
-    run(args)
+    config = ProfileConfig(
+        args.network_dataset,
+        args.checkpoint,
+        args.cache_dir,
+        args.repeats,
+        args.threads,
+        args.log_file,
+    )
+    run(config)
     return 0
