@@ -7,6 +7,7 @@ types without importing one another.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -152,6 +153,10 @@ class EvalResult:
             :class:`~weightshare.codecs.model.ModelFileSizer` (models that are not written as
             weightshare model files).
         node: id of the Ray node that scored it (hex), or None when scored in the driver.
+        kl: mean KL divergence (nats) of the softmax outputs from the fp32 model's on the
+            same images (0 for the fp32 model itself; NaN when not measured).
+        flip: fraction of images whose top-1 class differs from the fp32 model's.
+        cross_entropy: mean cross-entropy (nats) of the outputs against the labels.
     """
 
     key: str
@@ -165,3 +170,6 @@ class EvalResult:
     bits_coded: dict[str, float]
     file_bytes: int | None = None
     node: str | None = None
+    kl: float = math.nan
+    flip: float = math.nan
+    cross_entropy: float = math.nan

@@ -64,6 +64,26 @@ class BackendConformance:
         assert first.top1 == pytest.approx(first.correct.mean())
         assert 0.0 <= first.top1 <= first.top5 <= 1.0
 
+    def test_predict_gives_float32_logits_one_row_per_image_agreeing_with_evaluate(
+        self, backend, split
+    ):
+        logits = backend.predict(split)
+        assert isinstance(logits, np.ndarray) and logits.dtype == np.float32
+        assert logits.ndim == 2 and logits.shape[0] == len(split) and logits.shape[1] >= 2
+        assert np.array_equal(backend.predict(split), logits)
+        labels = np.asarray(split.labels, np.int64)
+        assert np.array_equal(logits.argmax(axis=1) == labels, backend.evaluate(split).correct)
+
+    def test_predict_follows_set_weights_and_restore(self, backend, split):
+        before = backend.predict(split)
+        layer = backend.layers()[0]
+        backend.set_weights({layer.name: np.zeros(layer.shape, np.float32)})
+        try:
+            assert not np.array_equal(backend.predict(split), before)
+        finally:
+            backend.restore()
+        assert np.array_equal(backend.predict(split), before)
+
     def test_wrong_shape_is_refused(self, backend):
         layer = backend.layers()[0]
         with pytest.raises(ValueError, match="shape"):

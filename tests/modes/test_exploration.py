@@ -1,6 +1,7 @@
 """``--mode exploration`` as a user runs it: the seed's command, bad input, resume after SIGKILL,
 one driver per SQLite study."""
 
+import csv
 import json
 import signal
 import sqlite3
@@ -76,6 +77,13 @@ def test_the_seeds_command_writes_every_output_and_its_best_point_passes_the_hol
     assert best["compression_ratio_fixed"] > 2
     assert doc["accuracy_target"] == pytest.approx(0.99 * doc["baseline"]["accuracy_search"])
     assert "best (*)" in proc.stdout
+    with (out / "trials.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    fp32 = [r for r in rows if r["phase"] == "baseline"]
+    assert fp32 and all(float(r["kl"]) == 0.0 and float(r["flip"]) == 0.0 for r in fp32)
+    one_layer = [r for r in rows if r["phase"] == "sensitivity"]
+    assert one_layer and all(float(r["kl"]) > 0.0 for r in one_layer)
+    assert all(float(r["cross_entropy"]) > 0.0 for r in rows)
     # the same command again resumes: nothing is evaluated twice
     again = run_main(
         "--network_dataset",

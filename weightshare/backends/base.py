@@ -48,8 +48,15 @@ class Backend(Protocol):
         """Put back the pristine weights, bit for bit."""
         ...
 
+    def predict(self, split: Split) -> np.ndarray:
+        """Logits of the current weights on ``split``: float32 (n_images, n_classes), one row
+        per image in split order (deterministic)."""
+        ...
+
     def evaluate(self, split: Split) -> Accuracy:
-        """Top-1/top-5 accuracy of the current weights on ``split`` (deterministic)."""
+        """Top-1/top-5 accuracy of the current weights on ``split`` (deterministic); the same
+        figures as :func:`~weightshare.backends.scoring.accuracy_from_logits` of
+        :meth:`predict`."""
         ...
 
     def n_unclustered(self) -> int:

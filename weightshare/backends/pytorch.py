@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from weightshare.backends.base import BackendPlugin
+from weightshare.backends.scoring import accuracy_from_logits
 from weightshare.errors import UserError, first_line
 from weightshare.networks.inputs import InputFeeder, default_batch_size
 from weightshare.networks.transforms import ImageTransform
@@ -29,7 +30,6 @@ from weightshare.types import Accuracy, LayerInfo
 from weightshare.validation import check_int
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
     from weightshare.networks.datasets import Split
@@ -170,7 +170,7 @@ class PyTorchBackend:
             for key, tensor in self._pristine.items():
                 self._live[key].copy_(tensor)
 
-    def predict(self, split: Split) -> torch.Tensor:
+    def predict(self, split: Split) -> np.ndarray:
         """Logits, float32 (N, classes), of the current weights on ``split``."""
         import torch
 
@@ -179,25 +179,14 @@ class PyTorchBackend:
             out = [
                 self.model(torch.as_tensor(x)) for x in self.feeder.batches(split, self.batch_size)
             ]
-        return torch.cat(out).reshape(len(split), -1)
+        return torch.cat(out).reshape(len(split), -1).numpy()
 
     def evaluate(self, split: Split) -> Accuracy:
-        import torch
 
         start = time.perf_counter()
         logits = self.predict(split)
         seconds = time.perf_counter() - start
-        y = torch.from_numpy(np.asarray(split.labels, dtype=np.int64))
-        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        correct = (top5[:, 0] == y).numpy()
-        n = len(y)
-        return Accuracy(
-            top1=float(correct.sum()) / n,
-            top5=float((top5 == y[:, None]).any(dim=1).sum()) / n,
-            n_images=n,
-            seconds=seconds,
-            correct=correct,
-        )
+        return accuracy_from_logits(logits, np.asarray(split.labels, np.int64), seconds)
 
     # --- calibration (sensitivity-weighted k-means, bias correction, BatchNorm) ----------
 

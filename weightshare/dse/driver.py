@@ -30,7 +30,7 @@ from weightshare.dse.executor import Task, WorkerLost
 from weightshare.dse.objective import ModelLayout
 from weightshare.dse.sensitivity import Option
 from weightshare.dse.space import FP32, Candidate, layer_grid, select_layers
-from weightshare.dse.trials import Record, TrialStore, result_of
+from weightshare.dse.trials import Record, TrialStore
 from weightshare.errors import UserError
 from weightshare.types import K_MAX
 from weightshare.validation import check_choice, check_float, check_int
@@ -423,7 +423,7 @@ class Driver:
                     )
                     found = self.store.lookup(cand, "search")
                     if found is not None:
-                        finish(trial, cand, result_of(found), True)
+                        finish(trial, cand, found.result, True)
                         continue
                     in_flight[trial.number] = trial
                     batch.append((trial, cand))

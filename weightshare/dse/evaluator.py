@@ -10,12 +10,16 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+import numpy as np
+
 from weightshare.backends.base import Backend
+from weightshare.backends.scoring import accuracy_from_logits
 from weightshare.codecs.container import manifest_entry
 from weightshare.codecs.model import ModelFileSizer, weight_key
 from weightshare.codecs.tensors import encode_shared
 from weightshare.dse.clustering import ClusterCache
 from weightshare.dse.correction import Calibrator
+from weightshare.dse.damage import damage
 from weightshare.dse.size import LayerSize, fixed_bits
 from weightshare.dse.space import Candidate
 from weightshare.types import EvalResult, LayerInfo, ModelDescription
@@ -62,6 +66,14 @@ class Evaluator:
         )
         self.calibrator = calibrator
         self._entries: dict[tuple[str, int], dict] = {}
+        self._reference: dict[str, np.ndarray] = {}
+
+    def reference(self, split: str) -> np.ndarray:
+        """The fp32 model's logits on ``split``, float32 (N, classes), computed once."""
+        if split not in self._reference:
+            self.backend.restore()
+            self._reference[split] = self.backend.predict(self.splits[split])
+        return self._reference[split]
 
     def describe(self) -> ModelDescription:
         """The model's backend, layers and unclustered scalar count, and the split sizes."""
@@ -98,7 +110,10 @@ class Evaluator:
         return self.file_sizer.size(entries)
 
     def evaluate(self, candidate: Candidate, split: str = "search") -> EvalResult:
-        """Score ``candidate`` on ``split``; the backend is restored even if evaluation fails."""
+        """Score ``candidate`` on ``split``: top-1/top-5 and its damage against the fp32 model
+        on the same images; the backend is restored even if evaluation fails."""
+        reference = self.reference(split)
+        labels = np.asarray(self.splits[split].labels, np.int64)
         start = time.perf_counter()
         k_map = candidate.as_dict()
         shared = {name: self.cache.get(name, k) for name, k in k_map.items()}
@@ -108,9 +123,14 @@ class Evaluator:
                 self.backend.set_weights(dense)
                 if self.calibrator is not None:  # corrections are undone by restore()
                     self.calibrator.apply(self.backend, dense)
-            acc = self.backend.evaluate(self.splits[split])
+                logits = self.backend.predict(self.splits[split])
+            else:
+                logits = reference
         finally:
             self.backend.restore()
+        seconds = time.perf_counter() - start
+        acc = accuracy_from_logits(logits, labels, seconds)
+        hurt = damage(reference, logits, labels)
         return EvalResult(
             key=candidate.key(),
             split=split,
@@ -125,4 +145,7 @@ class Evaluator:
             },
             bits_coded={n: self.coded_bits(n, k) for n, k in k_map.items()},
             file_bytes=self.file_bytes(candidate),
+            kl=hurt.kl,
+            flip=hurt.flip,
+            cross_entropy=hurt.cross_entropy,
         )

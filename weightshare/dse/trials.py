@@ -35,35 +35,40 @@ GRACE_SECONDS = 60  # a RUNNING trial without a beat for this long belongs to a 
 
 @dataclass(frozen=True)
 class Record:
-    """A completed evaluation as stored.
+    """A completed evaluation as stored: the :class:`EvalResult` plus where it lives.
 
     Attributes:
-        phase: study phase (``baseline``, ``sensitivity``, ``ladder``, ``search``, ``final``).
+        phase: study phase (``baseline``, ``sensitivity``, ``ladder``, ``search``, ...).
         number: trial number within its phase's study.
         trial_id: the storage-wide unique trial id.
-        candidate: the configuration.
-        split: split scored (``search``, ``search_full``, ``holdout``).
-        accuracy, top5: top-1 and top-5 in [0, 1]; n_images: images scored.
-        bits_fixed / bits_coded: clusterable-layer bits per layer under each size model.
-        file_bytes: exact bytes of the candidate's model file (None: not a model-file network,
-            or a trial stored before the exploration recorded it).
-        seconds: evaluation wall time (0 for a reused result).
+        candidate: the configuration (``Candidate.parse(result.key)``).
+        result: the evaluation (its ``seconds`` is 0 for a reused result).
         reused: True when the result was copied from an earlier identical evaluation.
+
+    The result's figures read through: ``split``, ``accuracy``, ``top5``, ``n_images``,
+    ``bits_fixed``, ``bits_coded``, ``file_bytes`` (None: not a model-file network, or a trial
+    stored before the exploration recorded it), ``seconds``, ``kl``, ``flip``,
+    ``cross_entropy``.
     """
 
     phase: str
     number: int
     trial_id: int
     candidate: Candidate
-    split: str
-    accuracy: float
-    top5: float
-    n_images: int
-    bits_fixed: dict[str, int]
-    bits_coded: dict[str, float]
-    seconds: float
+    result: EvalResult
     reused: bool
-    file_bytes: int | None = None
+
+    split = property(lambda self: self.result.split)
+    accuracy = property(lambda self: self.result.accuracy)
+    top5 = property(lambda self: self.result.top5)
+    n_images = property(lambda self: self.result.n_images)
+    bits_fixed = property(lambda self: self.result.bits_fixed)
+    bits_coded = property(lambda self: self.result.bits_coded)
+    file_bytes = property(lambda self: self.result.file_bytes)
+    seconds = property(lambda self: self.result.seconds)
+    kl = property(lambda self: self.result.kl)
+    flip = property(lambda self: self.result.flip)
+    cross_entropy = property(lambda self: self.result.cross_entropy)
 
 
 def open_storage(
@@ -209,6 +214,10 @@ class TrialStore:
             "bits_fixed": result.bits_fixed,
             "bits_coded": result.bits_coded,
             "file_bytes": result.file_bytes,
+            "correct": result.correct,
+            "kl": result.kl,
+            "flip": result.flip,
+            "cross_entropy": result.cross_entropy,
             "size_bytes": size_bytes,
             "seconds": 0.0 if reused else result.seconds,
             "reused": reused,
@@ -278,34 +287,34 @@ class TrialStore:
 
 def _record(phase: str, trial) -> Record:
     a = trial.user_attrs
+    nan = float("nan")
+    result = EvalResult(
+        key=a["key"],
+        split=a["split"],
+        accuracy=a["accuracy"],
+        top5=a["top5"],
+        n_images=a["n_images"],
+        correct=int(a.get("correct", round(a["accuracy"] * a["n_images"]))),
+        seconds=a["seconds"],
+        bits_fixed={k: int(v) for k, v in a["bits_fixed"].items()},
+        bits_coded={k: float(v) for k, v in a["bits_coded"].items()},
+        file_bytes=a.get("file_bytes"),
+        node=a.get("node"),
+        # studies stored before the damage figures existed read back as NaN
+        kl=_float(a.get("kl", nan)),
+        flip=_float(a.get("flip", nan)),
+        cross_entropy=_float(a.get("cross_entropy", nan)),
+    )
     return Record(
         phase=phase,
         number=trial.number,
         trial_id=trial._trial_id,
         candidate=Candidate.parse(a["key"]),
-        split=a["split"],
-        accuracy=a["accuracy"],
-        top5=a["top5"],
-        n_images=a["n_images"],
-        bits_fixed={k: int(v) for k, v in a["bits_fixed"].items()},
-        bits_coded={k: float(v) for k, v in a["bits_coded"].items()},
-        seconds=a["seconds"],
+        result=result,
         reused=a["reused"],
-        file_bytes=a.get("file_bytes"),
     )
 
 
-def result_of(record: Record) -> EvalResult:
-    """The stored evaluation as an :class:`EvalResult` (for reuse by an identical candidate)."""
-    return EvalResult(
-        key=record.candidate.key(),
-        split=record.split,
-        accuracy=record.accuracy,
-        top5=record.top5,
-        n_images=record.n_images,
-        correct=round(record.accuracy * record.n_images),
-        seconds=record.seconds,
-        bits_fixed=record.bits_fixed,
-        bits_coded=record.bits_coded,
-        file_bytes=record.file_bytes,
-    )
+def _float(value) -> float:
+    """A stored float (JSON has no NaN: Optuna's storages may give it back as None)."""
+    return float("nan") if value is None else float(value)
