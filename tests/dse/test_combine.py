@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
-from weightshare.dse.combine import calibrate, ladder, predicted_loss, solve_knapsack
+from weightshare.dse.combine import polish_moves, predicted_damage, solve_knapsack
 from weightshare.dse.sensitivity import Option
 from weightshare.dse.space import FP32, Candidate
 
@@ -25,7 +25,7 @@ def _random_options(rng, n_layers, n_opts):
 def _brute_force(options, budget):
     best = None
     for combo in itertools.product(*options.values()):
-        if sum(max(o.loss, 0) for o in combo) <= budget + 1e-12:
+        if sum(o.damage for o in combo) <= budget + 1e-12:
             size = sum(o.bits for o in combo)
             if best is None or size < best:
                 best = size
@@ -42,7 +42,7 @@ def test_knapsack_is_optimal_up_to_the_loss_discretisation(seed):
     chosen = [
         next(o for o in opts if o.k == k_map.get(layer, FP32)) for layer, opts in options.items()
     ]
-    assert sum(max(o.loss, 0) for o in chosen) <= budget + 1e-12  # never over budget
+    assert sum(o.damage for o in chosen) <= budget + 1e-12  # never over budget
     size = sum(o.bits for o in chosen)
     # optimal for a slightly tighter budget (losses are rounded up to 1/2000 of the budget)
     assert size <= _brute_force(options, budget * (1 - 4 / 2000))
@@ -54,24 +54,29 @@ def test_zero_budget_keeps_only_lossless_choices():
     assert solve_knapsack(options, 0.0) == Candidate.of({"a": 4})
 
 
-def test_ladder_is_ordered_from_small_to_large_budgets_and_distinct():
-    options = _random_options(np.random.default_rng(3), 5, 5)
-    cands = ladder(options, allowed_loss=0.01, alpha=1.0, scales=(0.5, 1.0, 1.0, 2.0, 4.0))
-    assert len(cands) == len(set(cands))
-    sizes = [
-        sum(
-            next(o.bits for o in options[layer] if o.k == c.as_dict().get(layer, FP32))
-            for layer in options
-        )
-        for c in cands
+def test_predicted_damage_sums_the_one_layer_damages():
+    options = {"a": [Option(2, 1, 0.01), Option(FP32, 9, 0.0)], "b": [Option(4, 1, 0.002)]}
+    assert predicted_damage(options, Candidate.of({"a": 2, "b": 4})) == pytest.approx(0.012)
+    assert predicted_damage(options, Candidate.of({"b": 4})) == pytest.approx(0.002)
+    with pytest.raises(ValueError, match="k=8 is not one of its options"):
+        predicted_damage(options, Candidate.of({"a": 8}))
+
+
+def test_polish_moves_go_one_option_smaller_best_bits_per_damage_first():
+    options = {
+        "a": [Option(2, 10, 0.5), Option(4, 20, 0.1), Option(FP32, 100, 0.0)],
+        "b": [Option(3, 40, 0.3), Option(8, 80, 0.01), Option(FP32, 200, 0.0)],
+        "c": [Option(2, 5, 0.2), Option(FP32, 50, 0.0)],
+    }
+    point = Candidate.of({"a": 4, "b": 8})
+    # a: 4 -> 2 saves 10 bits for 0.4 (25/nat); b: 8 -> 3 saves 40 for 0.29 (138/nat);
+    # c: fp32 -> 2 saves 45 for 0.2 (225/nat)
+    assert polish_moves(options, point) == [
+        Candidate.of({"a": 4, "b": 8, "c": 2}),
+        Candidate.of({"a": 4, "b": 3}),
+        Candidate.of({"a": 2, "b": 8}),
     ]
-    assert sizes == sorted(sizes, reverse=True)
-
-
-def test_predicted_loss_and_calibration():
-    options = {"a": [Option(2, 1, 0.01), Option(FP32, 9, 0.0)], "b": [Option(4, 1, -0.002)]}
-    assert predicted_loss(options, Candidate.of({"a": 2, "b": 4})) == pytest.approx(0.01)
-    assert predicted_loss(options, Candidate(())) == 0.0
-    assert calibrate([(0.01, 0.02), (0.02, 0.04)]) == pytest.approx(2.0)
-    assert calibrate([]) == 1.0
-    assert calibrate([(0.01, -0.05)]) == 0.25  # floored
+    assert polish_moves(options, point, excluded=frozenset({("c", 2), ("a", 2)})) == [
+        Candidate.of({"a": 4, "b": 3})
+    ]
+    assert polish_moves(options, Candidate.of({"a": 2, "b": 3, "c": 2})) == []

@@ -44,7 +44,7 @@ def test_two_step_finds_a_point_that_meets_the_target_on_the_whole_search_split(
     assert outcome.final[key]["holdout"].n_images == 5000
     assert driver.layout.ratio_layers(outcome.best.bits_fixed) > 2.0
     phases = {r.phase for r in driver.store.records()}
-    assert {"baseline", "sensitivity", "ladder", "search", "final"} <= phases
+    assert {"baseline", "sensitivity", "knapsack", "polish", "search", "final"} <= phases
     # step 1: every layer alone at every k of its grid (every layer has over 64 weights)
     one_layer = [r for r in driver.store.records("sensitivity")]
     assert len(one_layer) == len(executor.evaluator.layers) * len(CONFIG.k_grid)

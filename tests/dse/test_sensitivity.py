@@ -10,19 +10,24 @@ def test_one_layer_candidates_cover_every_layer_and_k():
     assert [c.key() for c in cands] == ["a=2", "a=4", "b=8"]
 
 
-def test_pareto_options_keep_passing_efficient_points_and_fp32():
+def test_pareto_options_keep_the_measured_efficient_points_and_fp32():
     points = [
-        Option(2, 100, 0.05),  # fails alone
+        Option(2, 100, 0.05),
         Option(4, 200, 0.008),
-        Option(6, 260, 0.009),  # dominated: bigger and worse than k=4
+        Option(6, 260, 0.009),  # dominated: bigger and more damaging than k=4 (kept measured)
         Option(8, 300, 0.002),
         Option(16, 400, 0.002),  # not strictly better than k=8
-        Option(32, 500, -0.001),
+        Option(32, 500, 0.0001),
     ]
-    kept = pareto_options(points, fp32_bits=3200, max_loss=0.01)
-    assert [(o.k, o.bits) for o in kept] == [(4, 200), (8, 300), (32, 500)]
-    only_fp32 = pareto_options([Option(2, 100, 0.5)], fp32_bits=3200, max_loss=0.01)
-    assert only_fp32 == [Option(FP32, 3200, 0.0)]
+    kept = pareto_options(points, fp32_bits=3200)
+    assert [(o.k, o.bits, o.damage) for o in kept] == [
+        (2, 100, 0.05),
+        (4, 200, 0.008),
+        (8, 300, 0.002),
+        (32, 500, 0.0001),
+        (FP32, 3200, 0.0),
+    ]
+    assert pareto_options([], fp32_bits=3200) == [Option(FP32, 3200, 0.0)]
 
 
 def test_paper_options_keep_the_best_k_per_bit_width():

@@ -1,15 +1,14 @@
 """Step 2: combine the per-layer options into whole-network candidates.
 
-* **Surrogate.** The loss of a combination is predicted additively from the one-layer losses,
-  scaled by a factor ``alpha`` fitted against real evaluations:
-  ``predicted = alpha * sum_l max(loss_l, 0)``.
-* **Solver.** "Smallest total size with predicted loss within a budget" is a multiple-choice
+* **Surrogate.** The damage of a combination is predicted additively from the one-layer KL
+  divergences (:func:`predicted_damage`); :mod:`weightshare.dse.surrogate` maps it to a top-1
+  drop with a power law fitted on real evaluations.
+* **Solver.** "Smallest total size with predicted damage within a budget" is a multiple-choice
   knapsack (one option per layer). :func:`solve_knapsack` solves it exactly by dynamic
-  programming over the loss discretised in ``units`` steps of the budget (losses rounded up,
-  so a returned solution never exceeds the budget).
-* **Ladder.** :func:`ladder` solves at several budgets, giving candidates from safe to bold;
-  they are evaluated for real, ``alpha`` is recalibrated (:func:`calibrate`) and the ladder is
-  solved again around the budget.
+  programming over the damage discretised in ``units`` steps of the budget (damages rounded
+  up, so a returned solution never exceeds the budget).
+* **Polish.** :func:`polish_moves` lists the one-layer moves (one option smaller) from a
+  point, best size saved per predicted damage first.
 """
 
 from __future__ import annotations
@@ -20,31 +19,35 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from weightshare.dse.sensitivity import Option
-from weightshare.dse.space import Candidate
+from weightshare.dse.space import FP32, Candidate
 
 
-def predicted_loss(options: Mapping[str, Sequence[Option]], candidate: Candidate) -> float:
-    """Additive surrogate before scaling: ``sum_l max(loss_l(k_l), 0)`` (fp32 layers add 0)."""
+def _chosen(options: Mapping[str, Sequence[Option]], candidate: Candidate) -> dict[str, int]:
+    """layer -> index of the candidate's option (layers it leaves out take fp32)."""
     k_map = candidate.as_dict()
-    total = 0.0
+    out = {}
     for layer, opts in options.items():
-        k = k_map.get(layer)
-        for opt in opts:
-            if opt.k == (k if k is not None else 0):
-                total += max(opt.loss, 0.0)
-                break
-    return total
+        k = k_map.get(layer, FP32)
+        out[layer] = next((i for i, o in enumerate(opts) if o.k == k), -1)
+        if out[layer] < 0:
+            raise ValueError(f"{layer}: k={k} is not one of its options")
+    return out
+
+
+def predicted_damage(options: Mapping[str, Sequence[Option]], candidate: Candidate) -> float:
+    """Additive surrogate: the sum of the candidate's one-layer damages (fp32 layers add 0)."""
+    return float(sum(options[layer][i].damage for layer, i in _chosen(options, candidate).items()))
 
 
 def solve_knapsack(
     options: Mapping[str, Sequence[Option]], budget: float, *, units: int = 400
 ) -> Candidate | None:
-    """Smallest total size with ``sum_l max(loss_l, 0) <= budget``; None when infeasible.
+    """Smallest total size with ``sum_l damage_l <= budget``; None when infeasible.
 
     Args:
         options: layer -> its options (each layer must have at least one).
-        budget: allowed predicted loss (fraction of accuracy, before ``alpha``), >= 0.
-        units: discretisation of ``budget``; losses are rounded up to whole units.
+        budget: allowed predicted damage (summed KL, nats), >= 0.
+        units: discretisation of ``budget``; damages are rounded up to whole units.
 
     Returns:
         The candidate (layers whose choice is fp32 are left out), or None.
@@ -52,13 +55,13 @@ def solve_knapsack(
     layers = list(options)
     if budget <= 0:
         costs = {
-            layer: [0 if o.loss <= 0 else units + 1 for o in opts]
+            layer: [0 if o.damage <= 0 else units + 1 for o in opts]
             for layer, opts in options.items()
         }
     else:
         step = budget / units
         costs = {
-            layer: [min(units + 1, math.ceil(max(o.loss, 0.0) / step - 1e-9)) for o in opts]
+            layer: [min(units + 1, math.ceil(max(o.damage, 0.0) / step - 1e-9)) for o in opts]
             for layer, opts in options.items()
         }
     inf = np.inf
@@ -88,30 +91,30 @@ def solve_knapsack(
     return Candidate.of(picks)
 
 
-def ladder(
+def polish_moves(
     options: Mapping[str, Sequence[Option]],
-    allowed_loss: float,
-    alpha: float,
-    scales: Sequence[float],
+    candidate: Candidate,
+    *,
+    excluded: frozenset[tuple[str, int]] = frozenset(),
 ) -> list[Candidate]:
-    """Distinct knapsack solutions at budgets ``scale * allowed_loss / alpha``, in order."""
-    seen, out = set(), []
-    for scale in scales:
-        candidate = solve_knapsack(options, max(0.0, scale * allowed_loss / alpha))
-        if candidate is not None and candidate not in seen:
-            seen.add(candidate)
-            out.append(candidate)
-    return out
+    """The candidate with one layer moved one option smaller, best first.
 
-
-def calibrate(pairs: Sequence[tuple[float, float]], floor: float = 0.25) -> float:
-    """``alpha`` minimising ``sum (alpha * predicted - real)^2`` over pairs with predicted > 0.
-
-    Returns 1.0 without usable pairs; never less than ``floor`` (real losses on few images are
-    noisy and can even be negative).
+    Options are sorted by size, so "one option smaller" is the next smaller k that is not
+    dominated (one grid step, skipping dominated k). Moves are ordered by bits saved per unit
+    of added predicted damage (a move that adds none comes first); ``excluded`` holds
+    (layer, k) moves not to propose again (they failed from a larger point).
     """
-    usable = [(p, r) for p, r in pairs if p > 0]
-    if not usable:
-        return 1.0
-    alpha = sum(p * r for p, r in usable) / sum(p * p for p, _ in usable)
-    return max(floor, alpha)
+    k_map = candidate.as_dict()
+    scored = []
+    for layer, i in _chosen(options, candidate).items():
+        if i == 0:
+            continue
+        here, there = options[layer][i], options[layer][i - 1]
+        if (layer, there.k) in excluded:
+            continue
+        saved = here.bits - there.bits
+        added = there.damage - here.damage
+        score = math.inf if added <= 0 else saved / added
+        scored.append((-score, layer, Candidate.of({**k_map, layer: there.k})))
+    scored.sort(key=lambda t: (t[0], t[1]))
+    return [c for _, _, c in scored]

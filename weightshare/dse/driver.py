@@ -4,11 +4,15 @@ Phases (each a study in the :class:`~weightshare.dse.trials.TrialStore`):
 
 1. ``baseline``: the fp32 model on ``search`` (scaled), ``search_full`` and ``holdout``.
 2. ``sensitivity`` (step 1, when enabled): each layer alone at each k of its grid.
-3. ``ladder`` (two-step only): knapsack solutions at several loss budgets, evaluated, the
-   additive surrogate recalibrated, solved again.
+3. ``knapsack`` then ``polish`` (two-step only): knapsack solutions over the per-layer options
+   at damage budgets searched on real results (the summed one-layer KL mapped to a top-1 drop
+   by a power law refitted after each evaluation, :mod:`weightshare.dse.surrogate`); then, from
+   the best passing point, one-layer moves one option smaller, best size saved per predicted
+   damage first, each verified for real, until none passes.
 4. ``search``: an Optuna sampler (NSGA-II or TPE) over the per-layer choices with the accuracy
    target as a constraint (``trial.set_constraint``), asked and told on this driver while the
-   executor's workers evaluate; two-step seeds it with the ladder through ``enqueue_trial``.
+   executor's workers evaluate; two-step seeds it with its knapsack and polish points through
+   ``enqueue_trial``.
 5. ``final``: the feasible Pareto points rescored on the whole search split, then the holdout.
 
 Evaluations already in the store are never repeated: a rerun of the same command resumes.
@@ -25,7 +29,7 @@ import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution
 
-from weightshare.dse import combine, sensitivity
+from weightshare.dse import combine, sensitivity, surrogate
 from weightshare.dse.executor import Task, WorkerLost
 from weightshare.dse.objective import ModelLayout
 from weightshare.dse.sensitivity import Option
@@ -39,8 +43,7 @@ OPTIMIZATIONS = ("two_step_optimization", "nsga2", "tpe", "paper")
 SIZE_MODELS = ("fixed", "coded")
 # The seed's grid: the 81 distinct ints of numpy.logspace(1, 10, 100, base=2).
 PAPER_K_GRID = tuple(int(k) for k in np.unique(np.logspace(1, 10, 100, base=2).astype(int)))
-LADDER_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
-CALIBRATED_SCALES = (0.8, 0.9, 1.0, 1.1)
+MAX_BUDGETS = 16  # knapsack budgets tried by the bracket search
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class ExploreConfig:
         timeout: seconds for the ``search`` phase (None: no limit).
         population_size: NSGA-II population.
         seed: sampler seed.
-        calibration_rounds: ladder re-solves after recalibrating the surrogate.
+        polish_per_layer: most one-layer moves the polish evaluates, per explored layer.
         max_final: feasible Pareto points rescored on the whole search split and the holdout.
     """
 
@@ -72,7 +75,7 @@ class ExploreConfig:
     timeout: float | None = None
     population_size: int = 20
     seed: int = 0
-    calibration_rounds: int = 2
+    polish_per_layer: int = 3
     max_final: int = 6
 
     def __post_init__(self) -> None:
@@ -159,7 +162,7 @@ class Driver:
         self.full_target = math.nan
         self.best_bytes = math.inf  # smallest size confirmed feasible on the whole search split
         self.evaluations = 0
-        self.alpha = math.nan
+        self.surrogate: surrogate.PowerLaw | None = None
         self.best_ratio = math.nan
         self.target = math.nan
 
@@ -316,18 +319,17 @@ class Driver:
         if one_layer:
             outcome.options = {
                 layer: sensitivity.pareto_options(
-                    [
-                        Option(k, self.layer_bits(r)[layer], base - r.accuracy)
-                        for k, r in by_k.items()
-                    ],
+                    [Option(k, self.layer_bits(r)[layer], r.kl) for k, r in by_k.items()],
                     self.layout.n_weights[layer] * 32.0,
-                    max_loss,
                 )
                 for layer, by_k in one_layer.items()
             }
         if cfg.optimization == "two_step_optimization" and outcome.options:
-            seeds = self._ladder(outcome.options, base, max_loss)
-            choices = {layer: [o.k for o in opts] for layer, opts in outcome.options.items()}
+            seeds, cap = self._knapsack_and_polish(outcome.options, base, max_loss)
+            choices = {
+                layer: [o.k for o in opts if o.damage <= cap]
+                for layer, opts in outcome.options.items()
+            }
             sampler = optuna.samplers.NSGAIISampler(
                 population_size=cfg.population_size, seed=cfg.seed
             )
@@ -350,23 +352,78 @@ class Driver:
             )
         self._search(choices, seeds, sampler)
 
-    def _ladder(
-        self, options: dict[str, list[Option]], base: float, max_loss: float
-    ) -> list[Candidate]:
-        """Evaluate knapsack ladders, recalibrating the surrogate between rounds."""
-        alpha, records, scales = 1.0, [], LADDER_SCALES
-        for _ in range(1 + self.config.calibration_rounds):
-            seen = {r.candidate for r in records}
-            cands = [c for c in combine.ladder(options, max_loss, alpha, scales) if c not in seen]
-            new = self.evaluate("ladder", cands, target=self.target)
-            self._confirm_batch(new)
-            records += new
-            alpha = combine.calibrate(
-                [(combine.predicted_loss(options, r.candidate), base - r.accuracy) for r in records]
+    def _passes(self, record: Record) -> bool:
+        """Meets the target on the search images and, when the search split is scaled, on the
+        whole search split too (confirmed now if it was not yet)."""
+        if record.accuracy < self.target:
+            return False
+        if not self.full_split:
+            return True
+        full = self.store.lookup(record.candidate, self.full_split)
+        if full is None:
+            scored = self.evaluate(
+                "confirm", [record.candidate], self.full_split, target=self.full_target
             )
-            scales = CALIBRATED_SCALES
-        self.alpha = alpha
-        return [r.candidate for r in records]
+            if not scored:
+                return False
+            full = scored[0]
+        return self._confirmed(full)
+
+    def _knapsack_and_polish(
+        self, options: dict[str, list[Option]], base: float, max_loss: float
+    ) -> tuple[list[Candidate], float]:
+        """Two-step's step 2: knapsack budgets searched on real results, then the polish.
+
+        Returns:
+            (every candidate evaluated, the largest one-layer damage worth keeping as a
+            search choice: twice the largest passing budget, or inf when none passed).
+        """
+        law, outcomes, pairs = surrogate.PRIOR, [], []
+        verdicts: dict[Candidate, bool] = {}
+        best: Record | None = None
+        for _ in range(MAX_BUDGETS):
+            budget = surrogate.next_budget(outcomes, law, max_loss)
+            if budget is None:
+                break
+            cand = combine.solve_knapsack(options, budget)
+            if cand not in verdicts:
+                scored = self.evaluate("knapsack", [cand], target=self.target)
+                if not scored:
+                    break
+                (record,) = scored
+                verdicts[cand] = self._passes(record)
+                pairs.append((combine.predicted_damage(options, cand), base - record.accuracy))
+                law = surrogate.fit_power_law(pairs)
+                if verdicts[cand] and (
+                    best is None or self.size_bytes(record) < self.size_bytes(best)
+                ):
+                    best = record
+            outcomes.append((budget, verdicts[cand]))
+        self.surrogate = law
+        lo, _ = surrogate.bracket(outcomes)
+        if best is None:
+            return list(verdicts), math.inf
+        # polish: one layer one option smaller, best bits saved per predicted damage first
+        failed: set[tuple[str, int]] = set()
+        left = self.config.polish_per_layer * len(options)
+        moved = True
+        while moved and left > 0:
+            moved = False
+            for cand in combine.polish_moves(options, best.candidate, excluded=frozenset(failed)):
+                if left <= 0:
+                    break
+                left -= 1
+                scored = self.evaluate("polish", [cand], target=self.target)
+                if not scored:
+                    continue
+                (record,) = scored
+                verdicts[cand] = self._passes(record)
+                if verdicts[cand]:
+                    best, moved = record, True
+                    break
+                (change,) = set(cand.k) - set(best.candidate.k)
+                failed.add(change)
+        return list(verdicts), 2 * lo if lo > 0 else math.inf
 
     def _search(self, choices: dict[str, list[int]], seeds: list[Candidate], sampler) -> None:
         """Ask/tell an Optuna sampler over per-layer choices, in batches of ``capacity`` trials."""

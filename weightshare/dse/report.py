@@ -14,6 +14,8 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+
 from weightshare.dse.driver import Driver, Outcome
 from weightshare.dse.trials import Record
 from weightshare.outputs import write_files_atomic
@@ -85,7 +87,14 @@ def results(
         "closest": [point(driver, outcome, r) for r in outcome.closest],
         "evaluations": outcome.evaluations,
         "wall_seconds": wall_seconds,  # over every run of the study (resumes included)
-        "surrogate_alpha": None if math.isnan(driver.alpha) else driver.alpha,
+        "surrogate": None
+        if driver.surrogate is None
+        else {
+            "drop": "a * sum_kl ** b",
+            "a": driver.surrogate.a,
+            "b": driver.surrogate.b,
+            "n_points": driver.surrogate.n_points,
+        },
         "layers": [
             {
                 "name": name,
@@ -93,7 +102,7 @@ def results(
                 "n_weights": n,
                 "explored": name in driver.grids,
                 "options": [
-                    {"k": o.k, "bits": o.bits, "loss": o.loss}
+                    {"k": o.k, "bits": o.bits, "kl": o.damage}
                     for o in outcome.options.get(name, [])
                 ],
             }
@@ -240,21 +249,52 @@ def _plots(
 
     one_layer = [r for r in records if r.phase == "sensitivity"]
     if one_layer:
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        curves: dict[str, list[tuple[int, float]]] = {}
-        for r in one_layer:
-            ((layer, k),) = r.candidate.k
-            curves.setdefault(layer, []).append((k, 100 * r.accuracy))
-        for layer, pts in curves.items():
-            pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], ".-", lw=1, ms=3, label=layer)
-        ax.axhline(100 * outcome.target, c="tab:red", ls="--", label="target")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("k (shared values) of the one shared layer")
-        ax.set_ylabel("top-1 accuracy on the search images, %")
-        ax.set_title("step 1: each layer shared alone")
-        if len(curves) <= 25:
-            ax.legend(fontsize=6, ncol=2, loc="lower right")
-        fig.tight_layout()
+        fig = _sensitivity_plot(one_layer, list(driver.layout.n_weights))
         written[directory / "sensitivity.png"] = _png(fig)
     return written
+
+
+# Above this many layers the one-layer curves are drawn as a layers x k heatmap.
+HEATMAP_LAYERS = 8
+
+
+def _sensitivity_plot(one_layer: list[Record], order: list[str]):
+    """Step 1's damage (mean KL from the fp32 outputs, nats) of each layer shared alone at
+    each k: one line per layer, or a layers x k heatmap of log10 KL when there are many."""
+    from matplotlib import pyplot as plt
+
+    kl: dict[str, dict[int, float]] = {}
+    for r in one_layer:
+        ((layer, k),) = r.candidate.k
+        kl.setdefault(layer, {})[k] = r.kl
+    layers = [n for n in order if n in kl]
+    ks = sorted({k for by_k in kl.values() for k in by_k})
+    if len(layers) > HEATMAP_LAYERS:
+        grid = np.full((len(layers), len(ks)), np.nan)
+        for i, layer in enumerate(layers):
+            for j, k in enumerate(ks):
+                if k in kl[layer]:
+                    grid[i, j] = np.log10(max(kl[layer][k], 1e-6))
+        fig, ax = plt.subplots(
+            figsize=(max(6, 0.45 * len(ks) + 3), max(4, 0.3 * len(layers) + 1.5))
+        )
+        image = ax.imshow(grid, aspect="auto", cmap="viridis_r", interpolation="nearest")
+        ax.set_xticks(range(len(ks)), [str(k) for k in ks], fontsize=7)
+        ax.set_yticks(range(len(layers)), layers, fontsize=7)
+        ax.set_xlabel("k (shared values) of the one shared layer")
+        fig.colorbar(image, ax=ax, label="log10 mean KL from fp32 outputs (nats)")
+    else:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for layer in layers:
+            pts = sorted(kl[layer].items())
+            ax.plot(
+                [p[0] for p in pts], [max(p[1], 1e-6) for p in pts], ".-", lw=1, ms=3, label=layer
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("k (shared values) of the one shared layer")
+        ax.set_ylabel("mean KL from the fp32 outputs, nats")
+        ax.legend(fontsize=7)
+    ax.set_title("step 1: each layer shared alone (damage on the search images)")
+    fig.tight_layout()
+    return fig

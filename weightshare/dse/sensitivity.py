@@ -1,9 +1,12 @@
 """Step 1 ("local optimization"): each layer alone at each k, the other layers pristine.
 
-From those one-layer evaluations, each layer keeps its **options**: the (size, loss) points that
-pass the accuracy target alone and are Pareto-efficient (no other passing k of the layer is both
-smaller and more accurate), plus fp32 (k = ``FP32``, loss 0) so a layer that tolerates no
-sharing can stay whole.
+The damage of each one-layer evaluation is the mean KL divergence of the softmax outputs from the
+fp32 model's on the same images (:mod:`weightshare.dse.damage`): on a few hundred images it
+reproduces the whole-split curve where top-1 is lost in the noise. From those evaluations each
+layer keeps its **options**: the measured (size, KL) points that are Pareto-efficient (no other
+k of the layer is both smaller and less damaging), plus fp32 (k = ``FP32``, KL 0) so a layer that
+tolerates no sharing can stay whole. The measured points are kept as they are: KL is not always
+monotone in k (the k-means solution at a larger k is sometimes worse for the output).
 """
 
 from __future__ import annotations
@@ -21,13 +24,12 @@ class Option:
     Attributes:
         k: shared values (``FP32`` = not clustered).
         bits: the layer's size in bits under the chosen size model.
-        loss: baseline accuracy minus the accuracy with only this layer shared, as a fraction
-            (negative when sharing happened to help on the search images).
+        damage: mean KL divergence (nats) from the fp32 outputs with only this layer shared.
     """
 
     k: int
     bits: float
-    loss: float
+    damage: float
 
 
 def one_layer_candidates(grids: Mapping[str, Sequence[int]]) -> list[Candidate]:
@@ -35,22 +37,21 @@ def one_layer_candidates(grids: Mapping[str, Sequence[int]]) -> list[Candidate]:
     return [Candidate.of({layer: k}) for layer, ks in grids.items() for k in ks]
 
 
-def pareto_options(points: Iterable[Option], fp32_bits: float, max_loss: float) -> list[Option]:
-    """The layer's options: passing (``loss <= max_loss``), Pareto-efficient points + fp32.
+def pareto_options(points: Iterable[Option], fp32_bits: float) -> list[Option]:
+    """The layer's options: the Pareto-efficient (size, damage) points + fp32.
 
     Args:
         points: one Option per evaluated k of the layer.
         fp32_bits: the layer's size left in fp32.
-        max_loss: the largest loss that still meets the accuracy target.
 
     Returns:
-        Options sorted by increasing size, each strictly lower in loss than the previous one.
+        Options sorted by increasing size, each strictly less damaging than the previous one.
     """
-    passing = sorted((p for p in points if p.loss <= max_loss), key=lambda p: (p.bits, p.loss))
-    passing.append(Option(FP32, fp32_bits, 0.0))
+    ordered = sorted(points, key=lambda p: (p.bits, p.damage))
+    ordered.append(Option(FP32, fp32_bits, 0.0))
     kept: list[Option] = []
-    for point in passing:
-        if not kept or point.loss < kept[-1].loss:
+    for point in ordered:
+        if not kept or point.damage < kept[-1].damage:
             kept.append(point)
     return kept
 

@@ -1,8 +1,8 @@
 """search the k of every layer for the smallest model that meets the accuracy target
 
-Two-step heuristic (per-layer sensitivity, then a calibrated knapsack ladder refined by
-NSGA-II), plain NSGA-II / TPE, or the seed's algorithm (``paper``), evaluated on Ray workers and
-kept in a resumable Optuna study (``DIR/study.db``).
+Two-step heuristic (per-layer KL sensitivity, knapsack budgets searched on real results, a
+polish, then NSGA-II), plain NSGA-II / TPE, or the seed's algorithm (``paper``), evaluated on
+Ray workers and kept in a resumable Optuna study (``DIR/study.db``).
 """
 
 from __future__ import annotations
