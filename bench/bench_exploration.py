@@ -7,7 +7,8 @@ two_step_optimization vs the seed's algorithm (paper) vs plain NSGA-II.
 Each algorithm runs `python main.py --mode exploration` in-process (`--workers 0`, so the figure
 is the algorithm's, not Ray's) into its own directory (reruns resume). Plain NSGA-II gets the same
 number of evaluations as two-step used. Prints a markdown table from each results.json:
-evaluations, wall seconds, best fixed-length and coded ratios, accuracy on the whole search split
+evaluations, images scored (and the share early stopping saved), wall seconds, best
+fixed-length and coded ratios, accuracy on the whole search split
 and on the holdout, and whether the best point passes the target on the holdout.
 """
 
@@ -51,8 +52,10 @@ def explore(network: str, scale: float, optimization: str, out: Path, threads: i
 def row(name: str, doc: dict) -> str:
     best = doc["best"] or {}
     fmt = lambda key: f"{100 * best[key]:.2f}" if key in best else "-"  # noqa: E731
+    scored, whole = doc.get("images_scored", 0), doc.get("images_without_early_stopping", 0)
+    saved = f"{scored:,} ({100 * (1 - scored / whole):.1f} % saved)" if whole else "-"
     return (
-        f"| {name} | {doc['evaluations']} | {doc['wall_seconds']:.0f} | "
+        f"| {name} | {doc['evaluations']} | {saved} | {doc['wall_seconds']:.0f} | "
         f"{best.get('compression_ratio_fixed', float('nan')):.2f} | "
         f"{best.get('compression_ratio_coded', float('nan')):.2f} | "
         f"{fmt('accuracy_search_full')} | {fmt('accuracy_holdout')} | "
@@ -109,10 +112,10 @@ def main() -> None:
         f"{docs['paper']['accuracy_ratio']:g} x fp32; nsga2 budget = two-step's evaluations"
     )
     print(
-        "| algorithm | evaluations | wall s | best ratio fixed | best ratio coded | "
-        "full search % | holdout % | passes holdout |"
+        "| algorithm | evaluations | images scored | wall s | best ratio fixed | "
+        "best ratio coded | full search % | holdout % | passes holdout |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, doc in docs.items():
         print(row(name, doc))
 

@@ -141,8 +141,8 @@ class EvalResult:
         split: split name (``search``, ``search_full`` or ``holdout``).
         accuracy: top-1 in [0, 1].
         top5: top-5 in [0, 1].
-        n_images: images scored.
-        correct: images whose top-1 was right (accuracy * n_images, exactly).
+        n_images: images in the split.
+        correct: images whose top-1 was right (accuracy * images_scored, exactly).
         seconds: wall time of swap + forward + restore, in seconds.
         bits_fixed: layer -> fixed-length bits (indices + fp32 codebook) of each clustered
             layer of the candidate.
@@ -157,6 +157,9 @@ class EvalResult:
             same images (0 for the fp32 model itself; NaN when not measured).
         flip: fraction of images whose top-1 class differs from the fp32 model's.
         cross_entropy: mean cross-entropy (nats) of the outputs against the labels.
+        n_scored: images actually scored (None: all ``n_images``). Fewer when scoring stopped
+            early because the candidate had failed its target for certain; ``accuracy``,
+            ``top5``, ``correct`` and the damage figures are then over those images only.
     """
 
     key: str
@@ -173,3 +176,14 @@ class EvalResult:
     kl: float = math.nan
     flip: float = math.nan
     cross_entropy: float = math.nan
+    n_scored: int | None = None
+
+    @property
+    def images_scored(self) -> int:
+        """Images actually scored."""
+        return self.n_images if self.n_scored is None else self.n_scored
+
+    @property
+    def stopped_early(self) -> bool:
+        """True when scoring stopped before the end of the split (a certain failure)."""
+        return self.images_scored < self.n_images

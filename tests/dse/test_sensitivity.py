@@ -1,8 +1,8 @@
 import pytest
 
-from weightshare.dse.driver import PAPER_K_GRID
 from weightshare.dse.sensitivity import Option, one_layer_candidates, paper_options, pareto_options
 from weightshare.dse.space import FP32
+from weightshare.dse.strategies.paper import PAPER_K_GRID
 
 
 def test_one_layer_candidates_cover_every_layer_and_k():

@@ -25,25 +25,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution
 
-from weightshare.dse import combine, sensitivity, surrogate
+from weightshare.dse import sensitivity
 from weightshare.dse.executor import Task, WorkerLost
 from weightshare.dse.objective import ModelLayout
 from weightshare.dse.sensitivity import Option
 from weightshare.dse.space import FP32, Candidate, layer_grid, select_layers
+from weightshare.dse.strategies import DEFAULT_OPTIMIZATION, OPTIMIZATIONS, STRATEGIES
 from weightshare.dse.trials import Record, TrialStore
 from weightshare.errors import UserError
 from weightshare.types import K_MAX
 from weightshare.validation import check_choice, check_float, check_int
 
-OPTIMIZATIONS = ("two_step_optimization", "nsga2", "tpe", "paper")
 SIZE_MODELS = ("fixed", "coded")
-# The seed's grid: the 81 distinct ints of numpy.logspace(1, 10, 100, base=2).
-PAPER_K_GRID = tuple(int(k) for k in np.unique(np.logspace(1, 10, 100, base=2).astype(int)))
-MAX_BUDGETS = 16  # knapsack budgets tried by the bracket search
 
 
 @dataclass(frozen=True)
@@ -51,7 +47,7 @@ class ExploreConfig:
     """How to explore (the settings that define the study are in :meth:`identity`).
 
     Attributes:
-        optimization: one of ``OPTIMIZATIONS``.
+        optimization: a name of :data:`~weightshare.dse.strategies.STRATEGIES`.
         with_local_optimization: run step 1 (per-layer sensitivity).
         accuracy_ratio: target = ratio x baseline accuracy on the search images.
         k_grid: candidate k values (each layer uses those <= its weight count).
@@ -62,10 +58,12 @@ class ExploreConfig:
         population_size: NSGA-II population.
         seed: sampler seed.
         polish_per_layer: most one-layer moves the polish evaluates, per explored layer.
+        early_stopping: where only pass/fail matters (the polish, two-step's confirmations),
+            stop scoring a candidate once it has failed its target for certain.
         max_final: feasible Pareto points rescored on the whole search split and the holdout.
     """
 
-    optimization: str = "two_step_optimization"
+    optimization: str = DEFAULT_OPTIMIZATION
     with_local_optimization: bool = True
     accuracy_ratio: float = 0.99
     k_grid: tuple[int, ...] = ()
@@ -76,12 +74,15 @@ class ExploreConfig:
     population_size: int = 20
     seed: int = 0
     polish_per_layer: int = 3
+    early_stopping: bool = True
     max_final: int = 6
 
     def __post_init__(self) -> None:
         check_choice("--optimization", self.optimization, OPTIMIZATIONS)
-        if self.optimization == "paper" and not self.with_local_optimization:
-            raise UserError("--optimization paper needs step 1: use --with_local_optimization 1")
+        if STRATEGIES[self.optimization].needs_step_one and not self.with_local_optimization:
+            raise UserError(
+                f"--optimization {self.optimization} needs step 1: use --with_local_optimization 1"
+            )
         check_float("--accuracy-ratio", self.accuracy_ratio, 0, 1, low_open=True)
         if not self.k_grid:
             raise UserError("--k-grid must hold at least one k; got an empty grid")
@@ -100,7 +101,7 @@ class ExploreConfig:
     def search_trials(self) -> int:
         if self.n_trials is not None:
             return self.n_trials
-        return 10_000 if self.optimization == "paper" else 100
+        return STRATEGIES[self.optimization].default_trials
 
     def identity(self) -> dict:
         """Settings a resumed study must share (budgets and workers may change)."""
@@ -162,7 +163,10 @@ class Driver:
         self.full_target = math.nan
         self.best_bytes = math.inf  # smallest size confirmed feasible on the whole search split
         self.evaluations = 0
-        self.surrogate: surrogate.PowerLaw | None = None
+        self.surrogate = None  # the strategy's fitted damage -> drop map, if any (reported)
+        self.options: dict[str, list[Option]] = {}  # step-1 options, if the strategy makes them
+        self.base = math.nan
+        self._one_layer: dict[str, dict[int, Record]] | None = None
         self.best_ratio = math.nan
         self.target = math.nan
 
@@ -195,16 +199,23 @@ class Driver:
         split: str = "search",
         params_of: Callable | None = None,
         target: float | None = None,
+        pass_fail: bool = False,
     ) -> list[Record]:
-        """Evaluate ``candidates`` on ``split`` (reusing stored results), storing new ones."""
+        """Evaluate ``candidates`` on ``split`` (reusing stored results), storing new ones.
+
+        ``pass_fail``: only whether each candidate meets ``target`` matters, so (with
+        ``early_stopping``) scoring stops once it has failed for certain, and an earlier
+        evaluation that stopped so is reused.
+        """
+        stop_below = target if pass_fail and self.config.early_stopping else None
         records: dict[int, Record] = {}
         tasks = []
         for i, cand in enumerate(candidates):
-            found = self.store.lookup(cand, split)
+            found = self.store.lookup(cand, split, partial=stop_below is not None)
             if found is not None:
                 records[i] = found
             else:
-                tasks.append(Task(i, cand, split))
+                tasks.append(Task(i, cand, split, stop_below))
         for task in tasks:
             self.executor.submit(task)
         while self.executor.pending():
@@ -261,7 +272,11 @@ class Driver:
     def _confirm_batch(self, records: Sequence[Record]) -> None:
         todo = sorted((r for r in records if self._needs_confirm(r)), key=self.size_bytes)
         for full in self.evaluate(
-            "confirm", [r.candidate for r in todo], self.full_split, target=self.full_target
+            "confirm",
+            [r.candidate for r in todo],
+            self.full_split,
+            target=self.full_target,
+            pass_fail=True,
         ):
             self._confirmed(full)
 
@@ -277,155 +292,61 @@ class Driver:
             for r in self.store.records():
                 if r.split == self.full_split and r.phase != "baseline":
                     self._confirmed(r)
+        self.base = baseline["search"].accuracy
         outcome = Outcome(baseline, self.target)
         try:
-            self._explore(outcome, baseline["search"].accuracy)
+            STRATEGIES[self.config.optimization].explore(self)
         except KeyboardInterrupt:
             outcome.interrupted = True
+        outcome.options = self.options
         self._finish(outcome)
         outcome.evaluations = sum(not r.reused for r in self.store.records())
         return outcome
 
-    def _explore(self, outcome: Outcome, base: float) -> None:
-        cfg = self.config
-        max_loss = base - self.target
-        one_layer: dict[str, dict[int, Record]] = {}
-        if cfg.with_local_optimization and cfg.optimization in ("two_step_optimization", "paper"):
-            cands = sensitivity.one_layer_candidates(self.grids)
+    # --- what strategies call (weightshare.dse.strategies.base.Explorer) ---------------------
+
+    def one_layer(self) -> dict[str, dict[int, Record]]:
+        """Step 1: layer -> k -> the Record of that layer shared alone, every (layer, k) of the
+        grids evaluated once (scored to the end: the damage curves must be complete)."""
+        if self._one_layer is None:
+            cfg = self.config
             records = self.evaluate(
                 "sensitivity",
-                cands,
+                sensitivity.one_layer_candidates(self.grids),
                 target=self.target,
                 params_of=lambda c: {
                     "layer": (c.k[0][0], CategoricalDistribution(self.explored)),
                     "k": (c.k[0][1], CategoricalDistribution(list(cfg.k_grid))),
                 },
             )
+            self._one_layer = {}
             for rec in records:
                 ((layer, k),) = rec.candidate.k
-                one_layer.setdefault(layer, {})[k] = rec
-        if cfg.optimization == "paper":
-            accs = {
-                layer: {k: r.accuracy for k, r in by_k.items()} for layer, by_k in one_layer.items()
-            }
-            kept, _ = sensitivity.paper_options(accs, base, cfg.accuracy_ratio)
-            choices = {layer: kept.get(layer, [FP32]) for layer in self.explored}
-            self._search(
-                choices,
-                seeds=[],
-                sampler=optuna.samplers.NSGAIISampler(population_size=100, seed=cfg.seed),
-            )
-            return
-        if one_layer:
-            outcome.options = {
-                layer: sensitivity.pareto_options(
-                    [Option(k, self.layer_bits(r)[layer], r.kl) for k, r in by_k.items()],
-                    self.layout.n_weights[layer] * 32.0,
-                )
-                for layer, by_k in one_layer.items()
-            }
-        if cfg.optimization == "two_step_optimization" and outcome.options:
-            seeds, cap = self._knapsack_and_polish(outcome.options, base, max_loss)
-            choices = {
-                layer: [o.k for o in opts if o.damage <= cap]
-                for layer, opts in outcome.options.items()
-            }
-            sampler = optuna.samplers.NSGAIISampler(
-                population_size=cfg.population_size, seed=cfg.seed
-            )
-        else:
-            full = {layer: [FP32, *grid] for layer, grid in self.grids.items()}
-            choices = full
-            seeds = []  # two-step without step 1: seed with one k for every layer
-            if cfg.optimization == "two_step_optimization":
-                uniform = (
-                    Candidate.of({n: k for n in self.explored if k in self.grids[n]})
-                    for k in (256, 64, 32, 16, 8, 4)
-                )
-                seeds = [c for c in uniform if c.k]
-            sampler = (
-                optuna.samplers.TPESampler(seed=cfg.seed)
-                if cfg.optimization == "tpe"
-                else optuna.samplers.NSGAIISampler(
-                    population_size=cfg.population_size, seed=cfg.seed
-                )
-            )
-        self._search(choices, seeds, sampler)
+                self._one_layer.setdefault(layer, {})[k] = rec
+        return self._one_layer
 
-    def _passes(self, record: Record) -> bool:
+    def passes(self, record: Record) -> bool:
         """Meets the target on the search images and, when the search split is scaled, on the
         whole search split too (confirmed now if it was not yet)."""
         if record.accuracy < self.target:
             return False
         if not self.full_split:
             return True
-        full = self.store.lookup(record.candidate, self.full_split)
+        full = self.store.lookup(record.candidate, self.full_split, partial=True)
         if full is None:
             scored = self.evaluate(
-                "confirm", [record.candidate], self.full_split, target=self.full_target
+                "confirm",
+                [record.candidate],
+                self.full_split,
+                target=self.full_target,
+                pass_fail=True,
             )
             if not scored:
                 return False
             full = scored[0]
         return self._confirmed(full)
 
-    def _knapsack_and_polish(
-        self, options: dict[str, list[Option]], base: float, max_loss: float
-    ) -> tuple[list[Candidate], float]:
-        """Two-step's step 2: knapsack budgets searched on real results, then the polish.
-
-        Returns:
-            (every candidate evaluated, the largest one-layer damage worth keeping as a
-            search choice: twice the largest passing budget, or inf when none passed).
-        """
-        law, outcomes, pairs = surrogate.PRIOR, [], []
-        verdicts: dict[Candidate, bool] = {}
-        best: Record | None = None
-        for _ in range(MAX_BUDGETS):
-            budget = surrogate.next_budget(outcomes, law, max_loss)
-            if budget is None:
-                break
-            cand = combine.solve_knapsack(options, budget)
-            if cand not in verdicts:
-                scored = self.evaluate("knapsack", [cand], target=self.target)
-                if not scored:
-                    break
-                (record,) = scored
-                verdicts[cand] = self._passes(record)
-                pairs.append((combine.predicted_damage(options, cand), base - record.accuracy))
-                law = surrogate.fit_power_law(pairs)
-                if verdicts[cand] and (
-                    best is None or self.size_bytes(record) < self.size_bytes(best)
-                ):
-                    best = record
-            outcomes.append((budget, verdicts[cand]))
-        self.surrogate = law
-        lo, _ = surrogate.bracket(outcomes)
-        if best is None:
-            return list(verdicts), math.inf
-        # polish: one layer one option smaller, best bits saved per predicted damage first
-        failed: set[tuple[str, int]] = set()
-        left = self.config.polish_per_layer * len(options)
-        moved = True
-        while moved and left > 0:
-            moved = False
-            for cand in combine.polish_moves(options, best.candidate, excluded=frozenset(failed)):
-                if left <= 0:
-                    break
-                left -= 1
-                scored = self.evaluate("polish", [cand], target=self.target)
-                if not scored:
-                    continue
-                (record,) = scored
-                verdicts[cand] = self._passes(record)
-                if verdicts[cand]:
-                    best, moved = record, True
-                    break
-                (change,) = set(cand.k) - set(best.candidate.k)
-                failed.add(change)
-        return list(verdicts), 2 * lo if lo > 0 else math.inf
-
-    def _search(self, choices: dict[str, list[int]], seeds: list[Candidate], sampler) -> None:
+    def search(self, choices: dict[str, list[int]], seeds: list[Candidate], sampler) -> None:
         """Ask/tell an Optuna sampler over per-layer choices, in batches of ``capacity`` trials."""
         cfg = self.config
         dists = {f"k:{layer}": CategoricalDistribution(ks) for layer, ks in choices.items()}
@@ -448,7 +369,12 @@ class Driver:
         def finish(trial, cand, result, reused: bool) -> None:
             """Tell a trial, judged on the whole search split when that score exists."""
             nonlocal done
-            full = self.full_split and self.store.lookup(cand, self.full_split)
+            full = self.full_split and self.store.lookup(cand, self.full_split, partial=True)
+            if full and full.stopped_early:
+                # the sampler is told whole-split accuracies: score it to the end
+                (full,) = self.evaluate(
+                    "confirm", [cand], self.full_split, target=self.full_target
+                ) or (None,)
             if full:
                 self._confirmed(full)
             record = self.store.tell(
@@ -543,7 +469,11 @@ class Driver:
             # the scaled split's front, confirmed too, so the reported front is not one point
             front = pareto_front(feasible, self.size_bytes)[: self.config.max_final]
             self.evaluate(
-                "confirm", [r.candidate for r in front], self.full_split, target=self.full_target
+                "confirm",
+                [r.candidate for r in front],
+                self.full_split,
+                target=self.full_target,
+                pass_fail=True,
             )
             records = self.store.records()
         if self.full_split:
@@ -568,7 +498,8 @@ class Driver:
             outcome.pareto = pareto_front(feasible, self.size_bytes)
             finals = {r.candidate.key(): {"search": r} for r in outcome.pareto}
         if not outcome.pareto:
-            outcome.closest = sorted(searched, key=lambda r: (-r.accuracy, self.size_bytes(r)))[:5]
+            complete = [r for r in searched if not r.stopped_early]
+            outcome.closest = sorted(complete, key=lambda r: (-r.accuracy, self.size_bytes(r)))[:5]
             return
         outcome.best = outcome.pareto[0]
         if outcome.interrupted:
@@ -585,7 +516,7 @@ class Driver:
         ordered = [
             r
             for r in pareto_front(feasible, self.size_bytes, dominated=True)
-            if self.store.lookup(r.candidate, self.full_split) is None
+            if self.store.lookup(r.candidate, self.full_split, partial=True) is None
         ]
         step = self.config.max_final
         for start in range(0, len(ordered), step):

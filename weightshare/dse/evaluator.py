@@ -7,6 +7,7 @@ the backend does. Sizes come from :mod:`weightshare.dse.size` so every backend s
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 
@@ -22,8 +23,12 @@ from weightshare.dse.correction import Calibrator
 from weightshare.dse.damage import damage
 from weightshare.dse.size import LayerSize, fixed_bits
 from weightshare.dse.space import Candidate
+from weightshare.networks.inputs import part
 from weightshare.types import EvalResult, LayerInfo, ModelDescription
 
+# A split is scored in about PARTS batches of at least MIN_PART images (see Evaluator.parts).
+PARTS = 10
+MIN_PART = 100
 # The exploration's coded size: ANS-coded indices, fp32 codebooks (encode's defaults).
 _CODED = {"coder": "ans", "codebook_dtype": "fp32"}
 
@@ -67,12 +72,32 @@ class Evaluator:
         self.calibrator = calibrator
         self._entries: dict[tuple[str, int], dict] = {}
         self._reference: dict[str, np.ndarray] = {}
+        self._parts: dict[str, list[tuple[int, int, object]]] = {}
+
+    def parts(self, split: str) -> list[tuple[int, int, object]]:
+        """The batches a split is scored in: (start, stop, sub-split), about a tenth of the
+        split each and at least ``MIN_PART`` images. Every evaluation runs the same batches,
+        so stopping early never changes the logits of the batches it scores."""
+        if split not in self._parts:
+            whole = self.splits[split]
+            n = len(whole)
+            size = max(MIN_PART, math.ceil(n / PARTS))
+            if size >= n:
+                self._parts[split] = [(0, n, whole)]
+            else:
+                self._parts[split] = [
+                    (a, min(a + size, n), part(whole, a, min(a + size, n)))
+                    for a in range(0, n, size)
+                ]
+        return self._parts[split]
 
     def reference(self, split: str) -> np.ndarray:
         """The fp32 model's logits on ``split``, float32 (N, classes), computed once."""
         if split not in self._reference:
             self.backend.restore()
-            self._reference[split] = self.backend.predict(self.splits[split])
+            self._reference[split] = np.concatenate(
+                [self.backend.predict(sub) for _, _, sub in self.parts(split)]
+            )
         return self._reference[split]
 
     def describe(self) -> ModelDescription:
@@ -109,34 +134,50 @@ class Evaluator:
         entries = {weight_key(n): self._entry(n, k) for n, k in candidate.as_dict().items()}
         return self.file_sizer.size(entries)
 
-    def evaluate(self, candidate: Candidate, split: str = "search") -> EvalResult:
+    def evaluate(
+        self, candidate: Candidate, split: str = "search", stop_below: float | None = None
+    ) -> EvalResult:
         """Score ``candidate`` on ``split``: top-1/top-5 and its damage against the fp32 model
-        on the same images; the backend is restored even if evaluation fails."""
+        on the same images; the backend is restored even if evaluation fails.
+
+        Args:
+            stop_below: when given, scoring stops after the first batch from which the
+                split's top-1 is certain to stay below it even if every image left were right
+                (exact: the candidate fails that target whatever the rest). The figures are
+                then over the ``n_scored`` images scored.
+        """
         reference = self.reference(split)
         labels = np.asarray(self.splits[split].labels, np.int64)
+        n = len(labels)
         start = time.perf_counter()
         k_map = candidate.as_dict()
         shared = {name: self.cache.get(name, k) for name, k in k_map.items()}
+        scored, correct, out = 0, 0, []
         try:
             if shared:
                 dense = {n: sw.dequantize() for n, sw in shared.items()}
                 self.backend.set_weights(dense)
                 if self.calibrator is not None:  # corrections are undone by restore()
                     self.calibrator.apply(self.backend, dense)
-                logits = self.backend.predict(self.splits[split])
-            else:
-                logits = reference
+                for a, b, sub in self.parts(split):
+                    out.append(self.backend.predict(sub))
+                    correct += int((out[-1].argmax(axis=1) == labels[a:b]).sum())
+                    scored = b
+                    if stop_below is not None and (correct + n - scored) / n < stop_below:
+                        break
         finally:
             self.backend.restore()
+        logits = np.concatenate(out) if shared else reference
+        scored = scored if shared else n
         seconds = time.perf_counter() - start
-        acc = accuracy_from_logits(logits, labels, seconds)
-        hurt = damage(reference, logits, labels)
+        acc = accuracy_from_logits(logits, labels[:scored], seconds)
+        hurt = damage(reference[:scored], logits, labels[:scored])
         return EvalResult(
             key=candidate.key(),
             split=split,
             accuracy=acc.top1,
             top5=acc.top5,
-            n_images=acc.n_images,
+            n_images=n,
             correct=int(acc.correct.sum()),
             seconds=time.perf_counter() - start,
             bits_fixed={
@@ -148,4 +189,5 @@ class Evaluator:
             kl=hurt.kl,
             flip=hurt.flip,
             cross_entropy=hurt.cross_entropy,
+            n_scored=scored,
         )

@@ -26,11 +26,13 @@ class WorkerLost(RuntimeError):
 
 @dataclass(frozen=True)
 class Task:
-    """One evaluation to run: ``candidate`` on ``split``; ``tag`` is the caller's id."""
+    """One evaluation to run: ``candidate`` on ``split``; ``tag`` is the caller's id;
+    ``stop_below``: stop scoring once the split's top-1 is certain to stay below it."""
 
     tag: Hashable
     candidate: Candidate
     split: str = "search"
+    stop_below: float | None = None
 
 
 class LocalExecutor:
@@ -52,7 +54,7 @@ class LocalExecutor:
 
     def wait(self) -> tuple[Task, EvalResult | Exception]:
         task = self._queue.popleft()
-        return task, self.evaluator.evaluate(task.candidate, task.split)
+        return task, self.evaluator.evaluate(task.candidate, task.split, task.stop_below)
 
     def close(self) -> None:
         self._queue.clear()
@@ -70,11 +72,14 @@ class _EvaluatorActor:
     def describe(self) -> ModelDescription:
         return self.evaluator.describe()
 
-    def evaluate(self, candidate: Candidate, split: str) -> EvalResult:
+    def evaluate(
+        self, candidate: Candidate, split: str, stop_below: float | None = None
+    ) -> EvalResult:
         import ray
 
         node = ray.get_runtime_context().get_node_id()
-        return dataclasses.replace(self.evaluator.evaluate(candidate, split), node=node)
+        result = self.evaluator.evaluate(candidate, split, stop_below)
+        return dataclasses.replace(result, node=node)
 
 
 class RayExecutor:
@@ -140,7 +145,7 @@ class RayExecutor:
     def _dispatch(self) -> None:
         while self._queue and self._idle:
             task, actor = self._queue.popleft(), self._idle.pop()
-            ref = actor.evaluate.remote(task.candidate, task.split)
+            ref = actor.evaluate.remote(task.candidate, task.split, task.stop_below)
             self._running[ref] = (task, actor)
 
     def pending(self) -> int:

@@ -86,6 +86,11 @@ def results(
         "pareto": [point(driver, outcome, r) for r in outcome.pareto],
         "closest": [point(driver, outcome, r) for r in outcome.closest],
         "evaluations": outcome.evaluations,
+        # images the evaluations scored, and what they would have scored without early stopping
+        "images_scored": sum(r.images_scored for r in driver.store.records() if not r.reused),
+        "images_without_early_stopping": sum(
+            r.n_images for r in driver.store.records() if not r.reused
+        ),
         "wall_seconds": wall_seconds,  # over every run of the study (resumes included)
         "surrogate": None
         if driver.surrogate is None
@@ -140,6 +145,7 @@ def _trial_row(driver: Driver, r: Record) -> dict:
         "flip": r.flip,
         "cross_entropy": r.cross_entropy,
         "n_images": r.n_images,
+        "images_scored": r.images_scored,
         "feasible": r.split != "search" or r.accuracy >= driver.target,
         "size_bytes": driver.size_bytes(r),
         "compression_ratio_fixed": layout.ratio_layers(r.bits_fixed),

@@ -48,7 +48,7 @@ class Record:
     The result's figures read through: ``split``, ``accuracy``, ``top5``, ``n_images``,
     ``bits_fixed``, ``bits_coded``, ``file_bytes`` (None: not a model-file network, or a trial
     stored before the exploration recorded it), ``seconds``, ``kl``, ``flip``,
-    ``cross_entropy``.
+    ``cross_entropy``, ``images_scored``, ``stopped_early``.
     """
 
     phase: str
@@ -69,6 +69,8 @@ class Record:
     kl = property(lambda self: self.result.kl)
     flip = property(lambda self: self.result.flip)
     cross_entropy = property(lambda self: self.result.cross_entropy)
+    images_scored = property(lambda self: self.result.images_scored)
+    stopped_early = property(lambda self: self.result.stopped_early)
 
 
 def open_storage(
@@ -121,7 +123,7 @@ class TrialStore:
         self._check_settings()
         self._by_key: dict[tuple[str, str], Record] = {}
         for record in self.records():
-            self._by_key.setdefault((record.candidate.key(), record.split), record)
+            self._remember(record)
 
     def _check_settings(self) -> None:
         study = self.study("baseline")
@@ -174,9 +176,24 @@ class TrialStore:
                 out.append(_record(name, trial))
         return out
 
-    def lookup(self, candidate: Candidate, split: str) -> Record | None:
-        """A stored evaluation of the same candidate on the same split, if any."""
-        return self._by_key.get((candidate.key(), split))
+    def _remember(self, record: Record) -> None:
+        """Index a record for :meth:`lookup`: the first one, unless a complete evaluation
+        comes after one that stopped early."""
+        key = (record.candidate.key(), record.split)
+        known = self._by_key.get(key)
+        if known is None or (known.stopped_early and not record.stopped_early):
+            self._by_key[key] = record
+
+    def lookup(self, candidate: Candidate, split: str, *, partial: bool = False) -> Record | None:
+        """A stored evaluation of the same candidate on the same split, if any.
+
+        One that stopped early (a certain failure, its figures over part of the split) is
+        returned only with ``partial=True``: where only pass/fail matters.
+        """
+        found = self._by_key.get((candidate.key(), split))
+        if found is not None and found.stopped_early and not partial:
+            return None
+        return found
 
     def fail_stale(self, phase: str) -> None:
         """Fail the RUNNING trials of ``phase`` whose driver stopped beating (Optuna's
@@ -218,6 +235,7 @@ class TrialStore:
             "kl": result.kl,
             "flip": result.flip,
             "cross_entropy": result.cross_entropy,
+            "n_scored": result.images_scored,
             "size_bytes": size_bytes,
             "seconds": 0.0 if reused else result.seconds,
             "reused": reused,
@@ -253,7 +271,7 @@ class TrialStore:
         study_id = self.storage.get_study_id_from_name(self.study(phase).study_name)
         trial_id = self.storage.create_new_trial(study_id, template_trial=trial)
         record = _record(phase, self.storage.get_trial(trial_id))
-        self._by_key.setdefault((result.key, result.split), record)
+        self._remember(record)
         return record
 
     def tell(
@@ -281,7 +299,7 @@ class TrialStore:
         frozen = self.study(phase).tell(trial, [size_bytes, accuracy])
         self.heartbeat.discard(trial._trial_id)
         record = _record(phase, frozen)
-        self._by_key.setdefault((result.key, result.split), record)
+        self._remember(record)
         return record
 
 
@@ -304,6 +322,7 @@ def _record(phase: str, trial) -> Record:
         kl=_float(a.get("kl", nan)),
         flip=_float(a.get("flip", nan)),
         cross_entropy=_float(a.get("cross_entropy", nan)),
+        n_scored=a.get("n_scored"),
     )
     return Record(
         phase=phase,

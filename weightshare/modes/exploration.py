@@ -13,11 +13,11 @@ import os
 import time
 from pathlib import Path
 
+from weightshare.dse.strategies import DEFAULT_OPTIMIZATION, OPTIMIZATIONS, STRATEGIES
 from weightshare.errors import UserError
 from weightshare.outputs import check_output_dir, disk_full_as_error
 from weightshare.validation import check_int
 
-OPTIMIZATIONS = ("two_step_optimization", "nsga2", "tpe", "paper")
 EXIT_INFEASIBLE = 3
 
 
@@ -27,10 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("exploration")
     g.add_argument(
         "--optimization",
-        default="two_step_optimization",
+        default=DEFAULT_OPTIMIZATION,
         metavar="NAME",
         help=f"search algorithm, one of {', '.join(OPTIMIZATIONS)} "
-        "(default: two_step_optimization; 'paper' = the seed's, bugs fixed)",
+        f"(default: {DEFAULT_OPTIMIZATION}; 'paper' = the seed's, bugs fixed)",
     )
     g.add_argument(
         "--with_local_optimization",
@@ -139,7 +139,7 @@ def _sha256(path: Path) -> str:
 def main(args: argparse.Namespace) -> int:
     """``--mode exploration`` from parsed flags; returns the exit code."""
     from weightshare.dse import study_lock
-    from weightshare.dse.driver import PAPER_K_GRID, ExploreConfig
+    from weightshare.dse.driver import ExploreConfig
     from weightshare.dse.space import k_grid, parse_k_grid
     from weightshare.dse.trials import open_storage
     from weightshare.modes.loading import model_options
@@ -155,8 +155,8 @@ def main(args: argparse.Namespace) -> int:
         ratio = MLPERF_RATIO[args.mlperf_category or spec.category]
     if args.workers is not None:
         check_int("--workers", args.workers, 0)
-    paper = args.optimization == "paper"
-    grid = PAPER_K_GRID if paper else None
+    strategy = STRATEGIES.get(args.optimization)  # an unknown name is refused by ExploreConfig
+    grid = strategy.default_k_grid if strategy is not None else None
     if args.k_grid is not None:  # "" is refused, not read as "the default grid"
         grid = parse_k_grid(args.k_grid)
     k_max = args.k_max if args.k_max is not None else (max(grid) if grid else 256)

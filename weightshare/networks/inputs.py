@@ -175,6 +175,16 @@ def head(split, n: int):
     return split.head(n)
 
 
+def part(split, start: int, stop: int):
+    """Images ``start .. stop - 1`` of any split type, as a split of the same type named
+    ``name[start:stop]`` (so backends that cache inputs per split name keep them apart)."""
+    name = f"{split.name}[{start}:{stop}]"
+    if isinstance(split, (Split, ArraySplit)):
+        return type(split)(name, split.images[start:stop], split.labels[start:stop])
+    # FileSplit: a fresh decode cache (the parent's holds the parent's pixels)
+    return type(split)(name, split.paths[start:stop], split.labels[start:stop], split.classes)
+
+
 def image_shape(split) -> tuple[int, ...]:
     """Shape of one image as stored (for messages)."""
     if isinstance(split, (Split, ArraySplit)):

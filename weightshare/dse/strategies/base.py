@@ -1,0 +1,87 @@
+"""The interface between the exploration driver and a search strategy.
+
+A strategy decides what to evaluate next from what has been measured; the driver evaluates
+(reusing stored results, confirming on the whole search split, recording every trial) and picks
+the final points. The driver offers a strategy the small :class:`Explorer` surface below; a
+strategy is any object with the :class:`Strategy` members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from weightshare.dse.sensitivity import Option
+from weightshare.dse.space import Candidate
+
+
+class Explorer(Protocol):
+    """What the driver offers a strategy.
+
+    Attributes:
+        config: the :class:`~weightshare.dse.driver.ExploreConfig`.
+        layout: the model's :class:`~weightshare.dse.objective.ModelLayout`.
+        grids: explored layer -> the k values of its grid.
+        base: fp32 top-1 on the search images; target: the accuracy to meet there.
+        options: layer -> its step-1 options (a strategy that makes some sets them; reported).
+        surrogate: the strategy's fitted damage -> drop map, if any (reported).
+    """
+
+    config: object
+    layout: object
+    grids: dict[str, tuple[int, ...]]
+    base: float
+    target: float
+    options: dict[str, list[Option]]
+    surrogate: object
+
+    def evaluate(
+        self,
+        phase: str,
+        candidates: Sequence[Candidate],
+        split: str = "search",
+        params_of=None,
+        target: float | None = None,
+        pass_fail: bool = False,
+    ) -> list:
+        """Score candidates (stored results reused); the :class:`Record` of each."""
+        ...
+
+    def passes(self, record) -> bool:
+        """Meets the target, on the whole search split too (confirming it if needed)."""
+        ...
+
+    def one_layer(self) -> dict[str, dict[int, object]]:
+        """Step 1: layer -> k -> Record of that layer shared alone (evaluated once)."""
+        ...
+
+    def layer_bits(self, result) -> dict:
+        """Bits per clustered layer under the chosen size model."""
+        ...
+
+    def size_bytes(self, result) -> float:
+        """The size the search minimises, in bytes."""
+        ...
+
+    def search(self, choices: dict[str, list[int]], seeds: list[Candidate], sampler) -> None:
+        """Ask/tell an Optuna ``sampler`` over per-layer ``choices`` (``FP32`` = 0 keeps a
+        layer whole) for the search budget, ``seeds`` enqueued first."""
+        ...
+
+
+class Strategy(Protocol):
+    """A search strategy (one module each, registered by name in ``STRATEGIES``).
+
+    Attributes:
+        default_trials: search-phase trials when ``--n-trials`` is not given.
+        default_k_grid: its own k grid (None: the default grid).
+        needs_step_one: refuses ``--with_local_optimization 0``.
+    """
+
+    default_trials: int
+    default_k_grid: tuple[int, ...] | None
+    needs_step_one: bool
+
+    def explore(self, explorer: Explorer) -> None:
+        """Decide and request every evaluation of the exploration after the baseline."""
+        ...
