@@ -113,6 +113,10 @@ class NumpyMLP:
         hidden = _hidden(self._current, _features(split.images))
         return hidden @ self._current[last].T + self._current[f"{last}.bias"]
 
+    def predict(self, split: Split) -> np.ndarray:
+        """The backend contract's logits: float32 (N, 10)."""
+        return np.asarray(self.logits(split), np.float32)
+
     def evaluate(self, split: Split) -> Accuracy:
         logits = self.logits(split)
         top5 = np.argsort(-logits, axis=1, kind="stable")[:, :5]

@@ -6,11 +6,10 @@ import math
 import numpy as np
 import pytest
 
+from tests.dse.fake_backend import FakeFactory
 from weightshare.dse.damage import damage, log_softmax, per_image
 from weightshare.dse.space import Candidate
 from weightshare.dse.trials import TrialStore
-from weightshare.modes.loading import EvaluatorFactory
-from weightshare.networks.checkpoints import BASELINE_DIR
 
 
 def test_identical_outputs_have_no_damage_and_the_labels_cross_entropy():
@@ -45,22 +44,25 @@ def test_shapes_must_match():
 
 @pytest.fixture(scope="module")
 def evaluator():
-    factory = EvaluatorFactory(
-        "lenet5_fashionmnist", str(BASELINE_DIR / "lenet5_fashionmnist.pt"), None, 0.05, 2
-    )
-    return factory()
+    return FakeFactory(0.05)()
 
 
 def test_the_evaluator_scores_damage_against_the_fp32_outputs_of_the_same_images(evaluator):
     fp32 = evaluator.evaluate(Candidate(()))
     assert (fp32.kl, fp32.flip) == (0.0, 0.0) and fp32.cross_entropy > 0
-    shared = evaluator.evaluate(Candidate.of({"conv2": 2}))
+    layer = evaluator.layers[0].name
+    shared = evaluator.evaluate(Candidate.of({layer: 2}))
     split = evaluator.splits["search"]
     backend = evaluator.backend
-    reference = backend.predict(split)
-    backend.set_weights({"conv2": evaluator.cache.get("conv2", 2).dequantize()})
+    parts = [sub for _, _, sub in evaluator.parts("search")]  # the batches it scores in
+
+    def logits():
+        return np.concatenate([backend.predict(sub) for sub in parts])
+
+    reference = logits()
+    backend.set_weights({layer: evaluator.cache.get(layer, 2).dequantize()})
     try:
-        expected = damage(reference, backend.predict(split), split.labels)
+        expected = damage(reference, logits(), split.labels)
     finally:
         backend.restore()
     assert (shared.kl, shared.flip, shared.cross_entropy) == (
@@ -70,16 +72,16 @@ def test_the_evaluator_scores_damage_against_the_fp32_outputs_of_the_same_images
     )
     assert shared.kl > 0.01 and shared.flip > 0
     # a coarser layer hurts more than a finer one of the same layer
-    assert evaluator.evaluate(Candidate.of({"conv2": 32})).kl < shared.kl
+    assert evaluator.evaluate(Candidate.of({layer: 32})).kl < shared.kl
 
 
 def test_the_store_keeps_the_damage_figures_across_a_reopen(tmp_path, evaluator):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     result = evaluator.evaluate(Candidate.of({"fc1": 3}))
     TrialStore(url, {"a": 1}).add(
-        "ladder", Candidate.of({"fc1": 3}), result, size_bytes=10.0, target=0.5
+        "knapsack", Candidate.of({"fc1": 3}), result, size_bytes=10.0, target=0.5
     )
-    (record,) = TrialStore(url, {"a": 1}).records("ladder")
+    (record,) = TrialStore(url, {"a": 1}).records("knapsack")
     assert record.result == result
     assert (record.kl, record.flip, record.cross_entropy) == (
         result.kl,

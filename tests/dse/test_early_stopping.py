@@ -4,21 +4,18 @@ exploration that stops early reports exactly what full scoring reports."""
 import numpy as np
 import pytest
 
+from tests.dse.fake_backend import FakeFactory
 from weightshare.dse.driver import Driver, ExploreConfig
 from weightshare.dse.executor import LocalExecutor
 from weightshare.dse.space import Candidate
 from weightshare.dse.trials import TrialStore
-from weightshare.modes.loading import EvaluatorFactory
-from weightshare.networks.checkpoints import BASELINE_DIR
 
 SCALE = 0.05  # 250 search images, scored in parts of 100, 100 and 50
 
 
 @pytest.fixture(scope="module")
 def factory():
-    return EvaluatorFactory(
-        "lenet5_fashionmnist", str(BASELINE_DIR / "lenet5_fashionmnist.pt"), None, SCALE, 2
-    )
+    return FakeFactory(SCALE)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +25,8 @@ def evaluator(factory):
 
 def test_scoring_stops_after_the_part_from_which_the_target_is_out_of_reach(evaluator):
     assert [(a, b) for a, b, _ in evaluator.parts("search")] == [(0, 100), (100, 200), (200, 250)]
-    cand = Candidate.of({"conv2": 2, "fc1": 2})
+    names = [layer.name for layer in evaluator.layers]
+    cand = Candidate.of({names[0]: 2, names[1]: 2})
     full = evaluator.evaluate(cand)
     assert full.images_scored == 250 and not full.stopped_early
     # a target above 1 is out of reach after the first part: (correct + 150) / 250 < 1.01
@@ -36,7 +34,7 @@ def test_scoring_stops_after_the_part_from_which_the_target_is_out_of_reach(eval
     assert (stopped.n_images, stopped.images_scored, stopped.stopped_early) == (250, 100, True)
     split = evaluator.splits["search"]
     backend = evaluator.backend
-    backend.set_weights({n: evaluator.cache.get(n, 2).dequantize() for n in ("conv2", "fc1")})
+    backend.set_weights({n: evaluator.cache.get(n, 2).dequantize() for n in names[:2]})
     try:
         first = backend.predict(evaluator.parts("search")[0][2])
     finally:
@@ -56,7 +54,7 @@ def test_scoring_stops_after_the_part_from_which_the_target_is_out_of_reach(eval
 
 
 def test_a_certain_failure_never_looks_feasible(evaluator):
-    cand = Candidate.of({"conv1": 2, "conv2": 2, "fc1": 2, "fc2": 2, "fc3": 2})
+    cand = Candidate.of({layer.name: 2 for layer in evaluator.layers})
     for target in np.linspace(0.3, 0.95, 14):
         r = evaluator.evaluate(cand, stop_below=float(target))
         full = evaluator.evaluate(cand)

@@ -4,6 +4,7 @@ import inspect
 
 import pytest
 
+from tests.dse.fake_backend import FakeFactory
 from weightshare.dse import driver as driver_module
 from weightshare.dse.driver import Driver, ExploreConfig
 from weightshare.dse.executor import LocalExecutor
@@ -11,8 +12,6 @@ from weightshare.dse.space import Candidate
 from weightshare.dse.strategies import OPTIMIZATIONS, STRATEGIES, Strategy
 from weightshare.dse.trials import TrialStore
 from weightshare.modes.exploration import OPTIMIZATIONS as CLI_OPTIMIZATIONS
-from weightshare.modes.loading import EvaluatorFactory
-from weightshare.networks.checkpoints import BASELINE_DIR
 
 
 def test_the_registry_names_the_four_strategies_once_for_driver_and_cli():
@@ -27,14 +26,14 @@ def test_the_registry_names_the_four_strategies_once_for_driver_and_cli():
 
 
 class OnlyUniform:
-    """A strategy in a few lines: every layer at k = 16, then k = 8."""
+    """A strategy in a few lines: every layer at k = 256, then k = 32."""
 
     default_trials = 0
     default_k_grid = None
     needs_step_one = False
 
     def explore(self, explorer):
-        for k in (16, 8):
+        for k in (256, 32):
             (record,) = explorer.evaluate(
                 "uniform", [Candidate.of(dict.fromkeys(explorer.grids, k))], target=explorer.target
             )
@@ -43,16 +42,15 @@ class OnlyUniform:
 
 def test_a_new_strategy_is_one_class_and_its_registration(tmp_path, monkeypatch):
     monkeypatch.setitem(STRATEGIES, "uniform", OnlyUniform())
-    factory = EvaluatorFactory(
-        "lenet5_fashionmnist", str(BASELINE_DIR / "lenet5_fashionmnist.pt"), None, 0.05, 2
-    )
-    config = ExploreConfig(optimization="uniform", k_grid=(8, 16), max_final=1)
+    factory = FakeFactory(0.05)
+    config = ExploreConfig(optimization="uniform", k_grid=(32, 256), max_final=1)
     store = TrialStore(f"sqlite:///{tmp_path / 'study.db'}", config.identity())
     driver = Driver(config, store, LocalExecutor(factory))
     outcome = driver.run()
     uniform = store.records("uniform")
+    names = sorted(driver.layout.n_weights)
     assert [r.candidate.key() for r in uniform] == [
-        ",".join(f"{n}={k}" for n in ("conv1", "conv2", "fc1", "fc2", "fc3")) for k in (16, 8)
+        ",".join(f"{n}={k}" for n in names) for k in (256, 32)
     ]
     assert outcome.best is not None
     assert outcome.best.candidate in {r.candidate for r in uniform}
