@@ -60,4 +60,4 @@ def test_a_new_strategy_is_one_class_and_its_registration(tmp_path, monkeypatch)
 @pytest.mark.parametrize("name", OPTIMIZATIONS)
 def test_default_budgets_come_from_the_strategy(name):
     expected = 10_000 if name == "paper" else 100
-    assert ExploreConfig(optimization=name).search_trials() == expected
+    assert ExploreConfig(optimization=name, k_grid=(4,)).search_trials() == expected

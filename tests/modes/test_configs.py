@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import one_line_error, run_main
 from weightshare.backends.registry import BACKEND_NAMES
-from weightshare.dse.driver import OPTIMIZATIONS, ExploreConfig
+from weightshare.dse.driver import ExploreConfig
+from weightshare.dse.strategies import OPTIMIZATIONS
 from weightshare.errors import UserError
 from weightshare.modes.decode import DecodeConfig
 from weightshare.modes.encode import EncodeConfig
@@ -92,7 +93,7 @@ REFUSALS = [
     (EXPLORE, {"timeout": 0}, "--timeout must be a float > 0; got 0"),
     (EXPLORE, {"population_size": 1}, "--population-size must be an int >= 2; got 1"),
     (EXPLORE, {"seed": -1}, "--seed must be an int >= 0; got -1"),
-    (EXPLORE, {"calibration_rounds": -1}, "calibration_rounds must be an int >= 0; got -1"),
+    (EXPLORE, {"polish_per_layer": -1}, "polish_per_layer must be an int >= 0; got -1"),
     (EXPLORE, {"max_final": 0}, "max_final must be an int >= 1; got 0"),
     (
         TRAIN,

@@ -33,7 +33,7 @@ from weightshare.dse.executor import Task, WorkerLost
 from weightshare.dse.objective import ModelLayout
 from weightshare.dse.sensitivity import Option
 from weightshare.dse.space import FP32, Candidate, layer_grid, select_layers
-from weightshare.dse.strategies import DEFAULT_OPTIMIZATION, OPTIMIZATIONS, STRATEGIES
+from weightshare.dse.strategies import DEFAULT_OPTIMIZATION, STRATEGIES
 from weightshare.dse.trials import Record, TrialStore
 from weightshare.errors import UserError
 from weightshare.types import K_MAX
@@ -78,7 +78,7 @@ class ExploreConfig:
     max_final: int = 6
 
     def __post_init__(self) -> None:
-        check_choice("--optimization", self.optimization, OPTIMIZATIONS)
+        check_choice("--optimization", self.optimization, tuple(STRATEGIES))
         if STRATEGIES[self.optimization].needs_step_one and not self.with_local_optimization:
             raise UserError(
                 f"--optimization {self.optimization} needs step 1: use --with_local_optimization 1"
@@ -95,7 +95,7 @@ class ExploreConfig:
             check_float("--timeout", self.timeout, 0, low_open=True)
         check_int("--population-size", self.population_size, 2)
         check_int("--seed", self.seed, 0)
-        check_int("calibration_rounds", self.calibration_rounds, 0)
+        check_int("polish_per_layer", self.polish_per_layer, 0)
         check_int("max_final", self.max_final, 1)
 
     def search_trials(self) -> int:
