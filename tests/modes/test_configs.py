@@ -17,6 +17,7 @@ from weightshare.modes.decode import DecodeConfig
 from weightshare.modes.encode import EncodeConfig
 from weightshare.modes.evaluate import EvaluateConfig
 from weightshare.modes.export import ExportConfig
+from weightshare.modes.partial_update import METHOD_CHOICES, PartialUpdateConfig
 from weightshare.modes.profile import ProfileConfig
 from weightshare.modes.residual_decode import ResidualDecodeConfig
 from weightshare.modes.train import TrainConfig
@@ -27,6 +28,9 @@ DECODE = DecodeConfig(model_file=Path("m.wsz"), out=Path("m.pt"))
 EXPLORE = ExploreConfig(k_grid=(2, 4, 16))
 RESIDUAL_DECODE = ResidualDecodeConfig(file=Path("b.res"), out=Path("b.pt"))
 EXPORT = ExportConfig(log_dir=Path("run"), network="lenet300_fashionmnist")
+PARTIAL_UPDATE = PartialUpdateConfig(
+    network="lenet300_fashionmnist", methods=("dpu", "rpu"), log_dir=Path("pu")
+)
 PROFILE = ProfileConfig(network="lenet5_fashionmnist")
 TRAIN = TrainConfig(network="lenet5_fashionmnist", data_dir=None, cache_dir=Path("cache"))
 
@@ -127,6 +131,36 @@ REFUSALS = [
     ),
     (PROFILE, {"repeats": 0}, "--repeats must be an int in [1, 10000]; got 0"),
     (PROFILE, {"threads": 0}, "--threads must be an int >= 1; got 0"),
+    (
+        PARTIAL_UPDATE,
+        {"methods": ("dpu", "dpu")},
+        f"--method must be a comma list of distinct {METHOD_CHOICES} for --mode partial_update; "
+        "got 'dpu,dpu'",
+    ),
+    (
+        PARTIAL_UPDATE,
+        {"updating_ratio": 0.0},
+        "--updating-ratio must be a float in (0, 1]; got 0.0",
+    ),
+    (PARTIAL_UPDATE, {"lam": 1.5}, "--lambda must be a float in [0, 1]; got 1.5"),
+    (PARTIAL_UPDATE, {"round_epochs": 0}, "--round-epochs must be an int >= 1; got 0"),
+    (PARTIAL_UPDATE, {"round_lr": 0.0}, "--round-lr must be a float > 0; got 0.0"),
+    (
+        PARTIAL_UPDATE,
+        {"update_coding": "zip"},
+        "--update-coding must be one of ('lossless', 'grid16'); got 'zip'",
+    ),
+    (
+        PARTIAL_UPDATE,
+        {"log_dir": None},
+        "--mode partial_update needs --log_file DIR for its update files",
+    ),
+    (
+        PARTIAL_UPDATE,
+        {"network": "mobilenetv1_imagenet"},
+        "--mode partial_update trains the network: --network_dataset must be a trainable "
+        "Fashion-MNIST registry network; got mobilenetv1_imagenet",
+    ),
 ]
 
 

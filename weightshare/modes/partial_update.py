@@ -5,13 +5,79 @@ See docs/updating.md."""
 from __future__ import annotations
 
 import argparse
-import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from weightshare.errors import UserError
+from weightshare.networks import get_network
+from weightshare.validation import check_choice, check_float, check_int
 
 METHOD_CHOICES = ("dpu", "gcpu", "lcpu", "rpu", "fu", "pruning")  # updating.methods.METHOD_NAMES
+UPDATE_CODINGS = ("lossless", "grid16")
+
+
+@dataclass(frozen=True)
+class PartialUpdateConfig:
+    """Settings of ``--mode partial_update`` (docs/updating.md).
+
+    Attributes:
+        network: a trainable Fashion-MNIST registry network (``--network_dataset``).
+        methods: distinct names of ``METHOD_CHOICES``, run in order.
+        log_dir: directory for the update files, ``partial_update.json`` and its plot.
+        updating_ratio: share k of conv/FC weights one round may change, in (0, 1].
+        lam: DPU's weight of the global contribution, in [0, 1].
+        initial_samples, samples_per_round, rounds: the data schedule (checked against the
+            training split's size when it is loaded).
+        round_epochs: epochs per training step, >= 1.
+        round_lr: Adam learning rate of a round, > 0 (None: the recipe's).
+        update_coding: ``lossless`` or ``grid16``.
+        reinit: re-initialise from the shared seed when the data doubles.
+        seed: seeds the schedule, the training and the random selections.
+        data_dir: Fashion-MNIST IDX directory (None: the Debian package's).
+        threads: torch threads, >= 1.
+    """
+
+    network: str
+    methods: tuple[str, ...]
+    log_dir: Path | None
+    updating_ratio: float = 0.01
+    lam: float = 0.5
+    initial_samples: int = 1000
+    samples_per_round: int = 1000
+    rounds: int = 10
+    round_epochs: int = 3
+    round_lr: float | None = 5e-3
+    update_coding: str = "lossless"
+    reinit: bool = True
+    seed: int = 0
+    data_dir: str | None = None
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if (
+            not self.methods
+            or any(m not in METHOD_CHOICES for m in self.methods)
+            or len(set(self.methods)) != len(self.methods)
+        ):
+            raise UserError(
+                f"--method must be a comma list of distinct {METHOD_CHOICES} for --mode "
+                f"partial_update; got {','.join(self.methods)!r}"
+            )
+        check_float("--updating-ratio", self.updating_ratio, 0, 1, low_open=True)
+        check_float("--lambda", self.lam, 0, 1)
+        check_int("--round-epochs", self.round_epochs, 1)
+        if self.round_lr is not None:
+            check_float("--round-lr", self.round_lr, 0, low_open=True)
+        check_choice("--update-coding", self.update_coding, UPDATE_CODINGS)
+        check_int("--threads", self.threads, 1)
+        if self.log_dir is None:
+            raise UserError("--mode partial_update needs --log_file DIR for its update files")
+        spec = get_network(self.network)
+        if spec.recipe is None or spec.framework != "pytorch":
+            raise UserError(
+                f"--mode partial_update trains the network: --network_dataset must be a "
+                f"trainable Fashion-MNIST registry network; got {spec.name}"
+            )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +144,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--update-coding",
-        choices=("lossless", "grid16"),
+        choices=UPDATE_CODINGS,
         default="lossless",
         help="update values: lossless residuals, or on the checkpoint codec's "
         "16-bit residual grid (error <= 2^-16) (default lossless)",
@@ -91,33 +157,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="rebuild every round's device model of a finished run from its "
         "update files and check them against the run's record",
     )
-
-
-def _methods(text: str | None) -> tuple[str, ...]:
-    names = tuple(m.strip() for m in (text or "dpu").split(","))
-    bad = [m for m in names if m not in METHOD_CHOICES]
-    if bad or len(set(names)) != len(names):
-        raise UserError(
-            f"--method must be a comma list of distinct {METHOD_CHOICES} for --mode "
-            f"partial_update; got {text!r}"
-        )
-    return names
-
-
-def _check(args: argparse.Namespace) -> None:
-    if not (math.isfinite(args.updating_ratio) and 0 < args.updating_ratio <= 1):
-        raise UserError(f"--updating-ratio must be a float in (0, 1]; got {args.updating_ratio}")
-    if not (math.isfinite(args.lam) and 0 <= args.lam <= 1):
-        raise UserError(f"--lambda must be a float in [0, 1]; got {args.lam}")
-    if args.round_epochs < 1:
-        raise UserError(f"--round-epochs must be an int >= 1; got {args.round_epochs}")
-    if args.round_lr is not None and not (math.isfinite(args.round_lr) and args.round_lr > 0):
-        raise UserError(f"--round-lr must be a float > 0; got {args.round_lr}")
-    if args.log_file is None:
-        raise UserError("--mode partial_update needs --log_file DIR for its update files")
-    from weightshare.outputs import check_output_dir
-
-    check_output_dir("--log_file", args.log_file)
 
 
 def _replay(run_dir: Path) -> int:
@@ -136,18 +175,38 @@ def main(args: argparse.Namespace) -> int:
     """``--mode partial_update`` from parsed flags."""
     if args.replay is not None:
         return _replay(args.replay)
-    methods = _methods(args.method)
-    _check(args)
-    from weightshare.networks import get_network
-    from weightshare.networks.datasets import load_split, resolve_data_dir
+    config = PartialUpdateConfig(
+        network=args.network_dataset,
+        methods=tuple(m.strip() for m in (args.method or "dpu").split(",")),
+        log_dir=args.log_file,
+        updating_ratio=args.updating_ratio,
+        lam=args.lam,
+        initial_samples=args.initial_samples,
+        samples_per_round=args.samples_per_round,
+        rounds=args.rounds,
+        round_epochs=args.round_epochs,
+        round_lr=args.round_lr,
+        update_coding=args.update_coding,
+        reinit=not args.no_reinit,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        threads=args.threads,
+    )
+    run(config)
+    return 0
 
-    spec = get_network(args.network_dataset)
-    if spec.recipe is None or spec.framework != "pytorch":
-        raise UserError(
-            f"--mode partial_update trains the network: --network_dataset must be a trainable "
-            f"Fashion-MNIST registry network; got {spec.name}"
-        )
-    resolve_data_dir(args.data_dir)
+
+def run(config: PartialUpdateConfig) -> dict:
+    """Run every method's rounds; write the update files, ``partial_update.json`` and its plot
+    into ``config.log_dir``; print the summary table and return ``partial_update.json``'s
+    header."""
+    from weightshare.networks.datasets import load_split, resolve_data_dir
+    from weightshare.outputs import check_output_dir
+
+    check_output_dir("--log_file", config.log_dir)
+    spec = get_network(config.network)
+    methods = config.methods
+    resolve_data_dir(config.data_dir)
 
     import torch
 
@@ -155,29 +214,29 @@ def main(args: argparse.Namespace) -> int:
     from weightshare.updating.report import plot, summary, write_json
     from weightshare.updating.schedule import RoundSchedule
 
-    train = load_split("train", args.data_dir)
+    train = load_split("train", config.data_dir)
     schedule = RoundSchedule(
-        args.initial_samples, args.samples_per_round, args.rounds, args.seed
+        config.initial_samples, config.samples_per_round, config.rounds, config.seed
     ).check(len(train))
     settings = UpdateSettings(
-        ratio=args.updating_ratio,
-        lam=args.lam,
+        ratio=config.updating_ratio,
+        lam=config.lam,
         schedule=schedule,
         recipe=replace(
             spec.recipe,
-            epochs=args.round_epochs,
-            lr=spec.recipe.lr if args.round_lr is None else args.round_lr,
+            epochs=config.round_epochs,
+            lr=spec.recipe.lr if config.round_lr is None else config.round_lr,
             augment=False,
-            seed=args.seed,
+            seed=config.seed,
         ),
-        coding=args.update_coding,
-        reinit=not args.no_reinit,
-        seed=args.seed,
+        coding=config.update_coding,
+        reinit=config.reinit,
+        seed=config.seed,
     )
-    torch.set_num_threads(args.threads)
-    search = load_split("search", args.data_dir)
-    holdout = load_split("holdout", args.data_dir)
-    out_dir: Path = args.log_file
+    torch.set_num_threads(config.threads)
+    search = load_split("search", config.data_dir)
+    holdout = load_split("holdout", config.data_dir)
+    out_dir: Path = config.log_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     records = []
     for method in methods:
@@ -201,4 +260,4 @@ def main(args: argparse.Namespace) -> int:
             f"{100 * row['mean_share_of_dense']:8.3f}% {row['skipped_rounds']:7d}"
         )
     print(f"-> {out_dir / 'partial_update.json'}, {out_dir / 'partial_update.png'}")
-    return 0
+    return header
