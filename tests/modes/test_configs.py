@@ -14,11 +14,13 @@ from weightshare.dse.driver import ExploreConfig
 from weightshare.dse.strategies import OPTIMIZATIONS
 from weightshare.errors import UserError
 from weightshare.modes.decode import DecodeConfig
+from weightshare.modes.deep_compression import DeepCompressionConfig
 from weightshare.modes.encode import EncodeConfig
 from weightshare.modes.evaluate import EvaluateConfig
 from weightshare.modes.export import ExportConfig
 from weightshare.modes.partial_update import METHOD_CHOICES, PartialUpdateConfig
 from weightshare.modes.profile import ProfileConfig
+from weightshare.modes.prune import PruneConfig
 from weightshare.modes.residual_decode import ResidualDecodeConfig
 from weightshare.modes.train import TrainConfig
 
@@ -30,6 +32,10 @@ RESIDUAL_DECODE = ResidualDecodeConfig(file=Path("b.res"), out=Path("b.pt"))
 EXPORT = ExportConfig(log_dir=Path("run"), network="lenet300_fashionmnist")
 PARTIAL_UPDATE = PartialUpdateConfig(
     network="lenet300_fashionmnist", methods=("dpu", "rpu"), log_dir=Path("pu")
+)
+PRUNE = PruneConfig(network="lenet300_fashionmnist", log_file=Path("p"), sparsity=0.9)
+DEEP_COMPRESSION = DeepCompressionConfig(
+    network="lenet300_fashionmnist", log_file=Path("dc"), sparsity={"fc1.weight": 0.9}
 )
 PROFILE = ProfileConfig(network="lenet5_fashionmnist")
 TRAIN = TrainConfig(network="lenet5_fashionmnist", data_dir=None, cache_dir=Path("cache"))
@@ -160,6 +166,40 @@ REFUSALS = [
         {"network": "mobilenetv1_imagenet"},
         "--mode partial_update trains the network: --network_dataset must be a trainable "
         "Fashion-MNIST registry network; got mobilenetv1_imagenet",
+    ),
+    (PRUNE, {"steps": 0}, "--prune-steps must be an int in [1, 100]; got 0"),
+    (PRUNE, {"retrain_lr": 11.0}, "--retrain-lr must be a float in (0, 10]; got 11.0"),
+    (PRUNE, {"train_images": 60001}, "--train-images must be an int in [1, 60000]; got 60001"),
+    (PRUNE, {"log_file": None}, "--mode prune needs --log_file DIR for its outputs"),
+    (
+        PRUNE,
+        {"network": "resnet50_imagenet_pytorch"},
+        "resnet50_imagenet_pytorch is an ImageNet zoo network: --mode prune retrains on "
+        "Fashion-MNIST only",
+    ),
+    (PRUNE, {"method": "l1"}, "--method must be one of ('magnitude', 'fpgm'); got 'l1'"),
+    (PRUNE, {"quality": 2.0}, "give --sparsity or --quality, not both"),
+    (
+        PRUNE,
+        {"sparsity": {"fc1.weight": 1.0}},
+        "--sparsity values must lie in [0, 1); got {'fc1.weight': 1.0}",
+    ),
+    (PRUNE, {"method": "fpgm", "rate": 1.0}, "--prune-rate must be a float in [0, 1); got 1.0"),
+    (
+        DEEP_COMPRESSION,
+        {"log_file": None},
+        "--mode deep_compression needs --log_file DIR for its outputs",
+    ),
+    (
+        DEEP_COMPRESSION,
+        {"bits": {"conv": 8, "fc": 17}},
+        "--fc-bits must be an int in [1, 16]; got 17",
+    ),
+    (DEEP_COMPRESSION, {"centroid_lr": 0.0}, "--centroid-lr must be a float in (0, 1]; got 0.0"),
+    (
+        DEEP_COMPRESSION,
+        {"coder": "fixed"},
+        "--coder must be an entropy coder (ans or huffman) for P+Q+H; got fixed",
     ),
 ]
 

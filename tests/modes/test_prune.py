@@ -58,7 +58,7 @@ def test_magnitude_checkpoint_has_the_requested_zeros_and_no_masks(tmp_path):
     [
         (["--method", "bogus"], "--method must be one of"),
         (["--sparsity", "fc1=x"], "--sparsity must be a float in [0, 1) or KEY=F"),
-        (["--sparsity", "1.5"], "--sparsity values must lie in [0, 1); got '1.5'"),
+        (["--sparsity", "1.5"], "--sparsity values must lie in [0, 1); got 1.5"),
         (["--method", "fpgm", "--prune-rate", "1"], "--prune-rate must be a float in [0, 1)"),
         (["--prune-steps", "0"], "--prune-steps must be"),
         # an empty value is refused, not replaced by the default

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from weightshare.errors import UserError
+from weightshare.modes.retraining import RetrainChoice, check_before_work, retrain_flags
 from weightshare.outputs import write_bytes_atomic, write_text_atomic
+from weightshare.validation import check_float, check_int
 
 # The paper's kept fractions (Deep Compression tables 2-3) mapped onto our layers.
 DEFAULT_SPARSITY = {
@@ -22,6 +25,55 @@ DEFAULT_SPARSITY = {
         "conv1.weight=0.34,conv2.weight=0.88,fc1.weight=0.92,fc2.weight=0.91,fc3.weight=0.74"
     ),
 }
+ENTROPY_CODERS = ("ans", "huffman")
+
+
+@dataclass(frozen=True)
+class DeepCompressionConfig(RetrainChoice):
+    """Settings of ``--mode deep_compression`` (the retraining flags: the keyword-only fields
+    of :class:`~weightshare.modes.retraining.RetrainChoice`; ``out`` None: ``log_file /
+    model.wsz``).
+
+    Attributes:
+        sparsity: fraction removed per layer, one float or weight key -> float, each in [0, 1)
+            (None: refused; ``main`` fills the network's ``DEFAULT_SPARSITY``).
+        bits: ``{"conv": B, "fc": B}``, 2^B shared values per layer, B in [1, 16].
+        finetune_centroids: centroid fine-tuning epochs, in [0, 1000].
+        centroid_lr: their learning rate, in (0, 1].
+        coder: ``ans`` or ``huffman`` (an entropy coder: the paper's P+Q+H).
+    """
+
+    mode: ClassVar[str] = "deep_compression"
+
+    sparsity: float | dict[str, float] | None = None
+    bits: dict[str, int] = field(default_factory=lambda: {"conv": 8, "fc": 5})
+    finetune_centroids: int = 2
+    centroid_lr: float = 1e-3
+    coder: str = "ans"
+
+    def __post_init__(self) -> None:
+        from weightshare.modes.prune import check_sparsity
+
+        super().__post_init__()
+        if self.sparsity is None:
+            raise UserError(
+                f"--sparsity is needed for {self.network} (defaults exist for "
+                f"{', '.join(DEFAULT_SPARSITY)})"
+            )
+        check_sparsity(self.sparsity)
+        check_int("--finetune-centroids", self.finetune_centroids, 0, 1000)
+        check_int("--conv-bits", self.bits.get("conv"), 1, 16)
+        check_int("--fc-bits", self.bits.get("fc"), 1, 16)
+        check_float("--centroid-lr", self.centroid_lr, 0, 1, low_open=True)
+        if self.coder not in ENTROPY_CODERS:
+            raise UserError(
+                f"--coder must be an entropy coder (ans or huffman) for P+Q+H; got {self.coder}"
+            )
+
+    @property
+    def out_file(self) -> Path:
+        """The model file's path (``out``, else ``log_file / model.wsz``)."""
+        return self.out or self.log_file / "model.wsz"
 
 
 def _pct(x: float) -> str:
@@ -46,7 +98,7 @@ def print_table(doc: dict) -> None:
         print(f"  {stage:22s} {_pct(acc['search'])} / {_pct(acc['holdout'])}")
 
 
-def run(args: argparse.Namespace, sparsity, bits: dict[str, int]) -> dict:
+def run(config: DeepCompressionConfig) -> dict:
     """The pipeline; returns (and writes) the ``deep_compression.json`` document."""
     import numpy as np
     import torch
@@ -64,22 +116,22 @@ def run(args: argparse.Namespace, sparsity, bits: dict[str, int]) -> dict:
     from weightshare.pruning.retrain import retrain
     from weightshare.pruning.stages import stage_table
 
-    torch.set_num_threads(args.threads)
-    spec = get_network(args.network_dataset)
-    path = find_checkpoint(spec.name, args.checkpoint, args.cache_dir)
+    torch.set_num_threads(config.threads)
+    spec = get_network(config.network)
+    path = find_checkpoint(spec.name, config.checkpoint, config.cache_dir)
     if path is None:
         raise UserError(f"no trained weights for {spec.name}: run --mode train or --checkpoint")
     model = load_into(spec.build(), path)
     dense_bytes = original_bytes(model_state(model))
-    train = load_split("train", args.data_dir)
-    n = len(train.labels) if args.train_images is None else args.train_images
+    train = load_split("train", config.data_dir)
+    n = len(train.labels) if config.train_images is None else config.train_images
     x = images_to_tensor(train.images[:n], spec.input_size)
     y = torch.from_numpy(train.labels[:n])
     evals = {
         name: (images_to_tensor(s.images, spec.input_size), torch.from_numpy(s.labels))
         for name, s in (
-            ("search", load_split("search", args.data_dir)),
-            ("holdout", load_split("holdout", args.data_dir)),
+            ("search", load_split("search", config.data_dir)),
+            ("holdout", load_split("holdout", config.data_dir)),
         )
     }
 
@@ -88,57 +140,57 @@ def run(args: argparse.Namespace, sparsity, bits: dict[str, int]) -> dict:
 
     acc = {"baseline": scores(model)}
     recipe = TrainRecipe(
-        epochs=args.retrain_epochs,
-        lr=args.retrain_lr,
+        epochs=config.retrain_epochs,
+        lr=config.retrain_lr,
         weight_decay=5e-5,
         augment=spec.recipe.augment,
         seed=0,
     )
     masks = None
-    for i in range(1, args.prune_steps + 1):
-        target = _scaled(sparsity, i / args.prune_steps)
+    for i in range(1, config.steps + 1):
+        target = _scaled(config.sparsity, i / config.steps)
         masks = magnitude_masks(model, sparsity=target, masks=masks)
         retrain(model, masks, x, y, recipe, progress=True, desc=f"prune round {i}")
-        print(f"prune round {i}/{args.prune_steps}: search {_pct(scores(model)['search'])} %")
+        print(f"prune round {i}/{config.steps}: search {_pct(scores(model)['search'])} %")
     acc["pruned_retrained"] = scores(model)
     weights = {key: w.detach().numpy().copy() for key, w in prunable(model).items()}
-    k = {key: 2 ** bits["conv" if weights[key].ndim == 4 else "fc"] for key in masks}
+    k = {key: 2 ** config.bits["conv" if weights[key].ndim == 4 else "fc"] for key in masks}
     sparse = share_pruned(weights, k)
     with torch.no_grad():
         for key, sp in sparse.items():
             prunable(model)[key].copy_(torch.from_numpy(sp.dequantize()))
     acc["shared"] = scores(model)
     centroid_recipe = TrainRecipe(
-        epochs=args.finetune_centroids, lr=args.centroid_lr, weight_decay=0.0, seed=0
+        epochs=config.finetune_centroids, lr=config.centroid_lr, weight_decay=0.0, seed=0
     )
     sparse = finetune_centroids(model, sparse, x, y, centroid_recipe, progress=True)
     acc["shared_finetuned"] = scores(model)
     state = {key: value for key, value in model_state(model).items()}
     files = {
         coder: encode_model(state, sparse, network=spec.name, coder=coder)
-        for coder in ("fixed", args.coder)
+        for coder in ("fixed", config.coder)
     }
-    decoded = decode_model(files[args.coder])
+    decoded = decode_model(files[config.coder])
     exact = all(np.array_equal(decoded.state[key], state[key]) for key in state)
     check = load_into_state(spec, decoded.state)
     acc["decoded_file"] = scores(check)
     table = stage_table(decode_model(files["fixed"]).manifest, decoded.manifest, dense_bytes)
-    out_dir = Path(args.log_file)
-    model_path = write_bytes_atomic(args.out or out_dir / "model.wsz", files[args.coder])
+    out_dir = Path(config.log_file)
+    model_path = write_bytes_atomic(config.out_file, files[config.coder])
     doc = {
         "network": spec.name,
         "source": str(path),
         "settings": {
-            "sparsity": sparsity,
-            "prune_steps": args.prune_steps,
-            "retrain_epochs": args.retrain_epochs,
-            "retrain_lr": args.retrain_lr,
+            "sparsity": config.sparsity,
+            "prune_steps": config.steps,
+            "retrain_epochs": config.retrain_epochs,
+            "retrain_lr": config.retrain_lr,
             "train_images": n,
-            "bits": bits,
-            "finetune_centroids": args.finetune_centroids,
-            "centroid_lr": args.centroid_lr,
-            "coder": args.coder,
-            "threads": args.threads,
+            "bits": config.bits,
+            "finetune_centroids": config.finetune_centroids,
+            "centroid_lr": config.centroid_lr,
+            "coder": config.coder,
+            "threads": config.threads,
         },
         "table": table,
         "accuracy": acc,
@@ -205,37 +257,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """``--mode deep_compression`` from parsed flags."""
-    from weightshare.modes.prune import check_common, parse_sparsity
+    from weightshare.modes.prune import parse_sparsity
     from weightshare.networks import get_network
-    from weightshare.networks.datasets import resolve_data_dir
-    from weightshare.validation import check_int
 
-    check_common(args)
-    spec = get_network(args.network_dataset)
-    if spec.recipe is None:
-        raise UserError(
-            f"{spec.name} is an ImageNet zoo network: deep_compression retrains "
-            "on Fashion-MNIST only"
-        )
-    text = DEFAULT_SPARSITY.get(spec.name) if args.sparsity is None else args.sparsity
-    if text is None:
-        raise UserError(
-            f"--sparsity is needed for {spec.name} (defaults exist for "
-            f"{', '.join(DEFAULT_SPARSITY)})"
-        )
-    sparsity = parse_sparsity(text)
-    values = sparsity.values() if isinstance(sparsity, dict) else [sparsity]
-    if not all(0 <= v < 1 for v in values):
-        raise UserError(f"--sparsity values must lie in [0, 1); got {text!r}")
-    check_int("--finetune-centroids", args.finetune_centroids, 0, 1000)
-    bits = {
-        "conv": check_int("--conv-bits", args.conv_bits, 1, 16),
-        "fc": check_int("--fc-bits", args.fc_bits, 1, 16),
-    }
-    if not 0 < args.centroid_lr <= 1 or math.isnan(args.centroid_lr):
-        raise UserError(f"--centroid-lr must be a float in (0, 1]; got {args.centroid_lr!r}")
-    if args.coder == "fixed":
-        raise UserError("--coder must be an entropy coder (ans or huffman) for P+Q+H; got fixed")
-    resolve_data_dir(args.data_dir)
-    run(args, sparsity, bits)
+    name = get_network(args.network_dataset).name
+    text = DEFAULT_SPARSITY.get(name) if args.sparsity is None else args.sparsity
+    config = DeepCompressionConfig(
+        sparsity=None if text is None else parse_sparsity(text),
+        bits={"conv": args.conv_bits, "fc": args.fc_bits},
+        finetune_centroids=args.finetune_centroids,
+        centroid_lr=args.centroid_lr,
+        coder=args.coder,
+        **retrain_flags(args, default_out="model.wsz"),
+    )
+    check_before_work(config, out_given=args.out is not None)
+    run(config)
     return 0

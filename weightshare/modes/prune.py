@@ -10,49 +10,67 @@ import argparse
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from weightshare.errors import UserError
-from weightshare.outputs import check_output_dir, check_output_file, write_text_atomic
+from weightshare.modes.retraining import RetrainChoice, check_before_work, retrain_flags
+from weightshare.outputs import write_text_atomic
+from weightshare.validation import check_choice, check_float
 
 METHODS = ("magnitude", "fpgm")
 
 
 @dataclass(frozen=True)
-class PruneConfig:
-    """Settings of ``--mode prune``.
+class PruneConfig(RetrainChoice):
+    """Settings of ``--mode prune`` (the retraining flags: the keyword-only fields of
+    :class:`~weightshare.modes.retraining.RetrainChoice`; ``out`` None: ``log_file /
+    pruned.pt``).
 
     Attributes:
-        network: registry name.
         method: ``magnitude`` or ``fpgm``.
-        sparsity: magnitude: fraction removed per layer, one float or weight key -> float.
-        quality: magnitude: remove ``|w| < quality * std`` instead (None: use sparsity).
-        steps: magnitude: prune/retrain rounds; round i prunes to ``i / steps`` of the target.
-        rate: fpgm: fraction of the filters of each prunable conv removed.
-        retrain_epochs: fine-tuning epochs after each round (0: none).
-        retrain_lr: peak learning rate of the fine-tuning's one-cycle schedule.
-        train_images: first N images of the train split used for retraining (None: all 60k).
-        checkpoint, cache_dir, data_dir, threads: as the other modes.
-        out: the pruned checkpoint's path.
-        log_file: directory of ``prune.json`` (and of the checkpoint by default).
-        seed: seeds the retraining's shuffling.
+        sparsity: magnitude: fraction removed per layer, one float or weight key -> float, each
+            in [0, 1).
+        quality: magnitude: remove ``|w| < quality * std`` instead (None: use sparsity), in
+            [0, 100).
+        rate: fpgm: fraction of the filters of each prunable conv removed, in [0, 1).
     """
 
-    network: str
-    method: str
-    out: Path
-    log_file: Path
-    cache_dir: Path
+    mode: ClassVar[str] = "prune"
+
+    method: str = "magnitude"
     sparsity: float | dict[str, float] | None = None
     quality: float | None = None
-    steps: int = 1
     rate: float = 0.0
-    retrain_epochs: int = 2
-    retrain_lr: float = 0.01
-    train_images: int | None = None
-    checkpoint: str | None = None
-    data_dir: str | None = None
-    threads: int = 2
-    seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("--method", self.method, METHODS)
+        if self.method == "magnitude":
+            if self.quality is not None and self.sparsity is not None:
+                raise UserError("give --sparsity or --quality, not both")
+            if self.quality is not None:
+                check_float("--quality", self.quality, 0, 100, high_open=True)
+            elif self.sparsity is None:
+                raise UserError("--mode prune --method magnitude needs --sparsity or --quality")
+            else:
+                check_sparsity(self.sparsity)
+        else:
+            from weightshare.networks.shrink import chains_for
+
+            check_float("--prune-rate", self.rate, 0, 1, high_open=True)
+            chains_for(self.network)
+
+    @property
+    def out_file(self) -> Path:
+        """The pruned checkpoint's path (``out``, else ``log_file / pruned.pt``)."""
+        return self.out or self.log_file / "pruned.pt"
+
+
+def check_sparsity(sparsity: float | dict[str, float]) -> None:
+    """UserError unless every value of a parsed ``--sparsity`` lies in [0, 1)."""
+    values = sparsity.values() if isinstance(sparsity, dict) else [sparsity]
+    if not all(0 <= v < 1 for v in values):
+        raise UserError(f"--sparsity values must lie in [0, 1); got {sparsity!r}")
 
 
 def parse_sparsity(text: str) -> float | dict[str, float]:
@@ -170,12 +188,12 @@ def run(config: PruneConfig) -> dict:
         doc["channels"] = channel_counts(model, chains_for(spec.name))
     doc["parameters_after"] = n_params()
     doc["accuracy_after"] = scores()
-    save_state_dict(model.state_dict(), config.out)
+    save_state_dict(model.state_dict(), config.out_file)
     if config.method == "fpgm":
-        doc["architecture"] = str(write_architecture(config.out, spec.name, doc["channels"]))
-    doc["checkpoint"] = str(config.out)
+        doc["architecture"] = str(write_architecture(config.out_file, spec.name, doc["channels"]))
+    doc["checkpoint"] = str(config.out_file)
     # the file as every other mode will load it (architecture JSON included) scores the same
-    doc["accuracy_reloaded"] = scores(load_into(spec.build(), config.out))
+    doc["accuracy_reloaded"] = scores(load_into(spec.build(), config.out_file))
     write_text_atomic(config.log_file / "prune.json", json.dumps(doc, indent=2))
     before, after = doc["accuracy_before"], doc["accuracy_after"]
     print(
@@ -191,7 +209,7 @@ def run(config: PruneConfig) -> dict:
         f"accuracy search {100 * before['search']:.2f} -> {100 * after['search']:.2f} %, "
         f"holdout {100 * before['holdout']:.2f} -> {100 * after['holdout']:.2f} %"
     )
-    print(f"wrote {config.out} and {config.log_file / 'prune.json'}")
+    print(f"wrote {config.out_file} and {config.log_file / 'prune.json'}")
     return doc
 
 
@@ -253,71 +271,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def check_common(args: argparse.Namespace) -> None:
-    """Validate the flags shared with ``deep_compression``."""
-    from weightshare.validation import check_int
-
-    check_int("--prune-steps", args.prune_steps, 1, 100)
-    check_int("--retrain-epochs", args.retrain_epochs, 0, 1000)
-    if args.train_images is not None:
-        check_int("--train-images", args.train_images, 1, 60000)
-    if not 0 < args.retrain_lr <= 10:
-        raise UserError(f"--retrain-lr must be a float in (0, 10]; got {args.retrain_lr!r}")
-    if args.log_file is None:
-        raise UserError(f"--mode {args.mode} needs --log_file DIR for its outputs")
-    check_output_dir("--log_file", args.log_file)
-    if args.out is not None:
-        check_output_file("--out", args.out)
-
-
 def main(args: argparse.Namespace) -> int:
     """``--mode prune`` from parsed flags."""
-    from weightshare.networks import get_network
-    from weightshare.networks.datasets import resolve_data_dir
 
-    check_common(args)
-    spec = get_network(args.network_dataset)
-    if spec.recipe is None:
-        raise UserError(
-            f"{spec.name} is an ImageNet zoo network: --mode prune retrains on Fashion-MNIST only"
-        )
-    from weightshare.validation import check_choice
-
-    method = check_choice("--method", "magnitude" if args.method is None else args.method, METHODS)
+    method = "magnitude" if args.method is None else args.method
     sparsity = None
-    if method == "magnitude":
-        if args.quality is not None and args.sparsity is not None:
-            raise UserError("give --sparsity or --quality, not both")
-        if args.quality is not None and not 0 <= args.quality < 100:
-            raise UserError(f"--quality must be a float in [0, 100); got {args.quality!r}")
-        if args.quality is None:
-            sparsity = parse_sparsity("0.9" if args.sparsity is None else args.sparsity)
-            values = sparsity.values() if isinstance(sparsity, dict) else [sparsity]
-            if not all(0 <= v < 1 for v in values):
-                raise UserError(f"--sparsity values must lie in [0, 1); got {args.sparsity!r}")
-    else:
-        from weightshare.networks.shrink import chains_for
-
-        if not 0 <= args.prune_rate < 1:
-            raise UserError(f"--prune-rate must be a float in [0, 1); got {args.prune_rate!r}")
-        chains_for(spec.name)
-    resolve_data_dir(args.data_dir)
+    if method == "magnitude" and args.sparsity is not None:
+        sparsity = parse_sparsity(args.sparsity)
+    elif method == "magnitude" and args.quality is None:
+        sparsity = parse_sparsity("0.9")  # the documented default
     config = PruneConfig(
-        network=spec.name,
         method=method,
-        out=args.out or args.log_file / "pruned.pt",
-        log_file=args.log_file,
-        cache_dir=args.cache_dir,
         sparsity=sparsity,
         quality=args.quality,
-        steps=args.prune_steps,
         rate=args.prune_rate,
-        retrain_epochs=args.retrain_epochs,
-        retrain_lr=args.retrain_lr,
-        train_images=args.train_images,
-        checkpoint=args.checkpoint,
-        data_dir=args.data_dir,
-        threads=args.threads,
+        **retrain_flags(args, default_out="pruned.pt"),
     )
+    check_before_work(config, out_given=args.out is not None)
     run(config)
     return 0

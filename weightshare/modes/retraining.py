@@ -1,0 +1,95 @@
+"""The retraining flags that ``--mode prune`` and ``--mode deep_compression`` share, as one
+validated config base (keyword-only fields, so each mode's own fields come first)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from weightshare.errors import UserError
+from weightshare.networks import get_network
+from weightshare.validation import check_float, check_int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrainChoice:
+    """A trainable Fashion-MNIST network, where its outputs go, and how it is retrained.
+
+    Attributes:
+        network: registry name (``--network_dataset``); ImageNet zoo networks are refused.
+        log_file: directory of the mode's JSON document (and of its model by default).
+        out: the mode's model file (None: in ``log_file``).
+        steps: prune/retrain rounds, in [1, 100]; round i prunes to ``i / steps`` of the target.
+        retrain_epochs: fine-tuning epochs after each round, in [0, 1000].
+        retrain_lr: peak learning rate of the fine-tuning's one-cycle schedule, in (0, 10].
+        train_images: first N images of the train split used for retraining, in [1, 60000]
+            (None: all 60k).
+        checkpoint, cache_dir, data_dir: where the trained weights and the images are.
+        threads: torch threads, >= 1.
+        seed: seeds the retraining's shuffling.
+    """
+
+    mode: ClassVar[str] = ""  # the --mode name, for messages
+
+    network: str
+    log_file: Path | None
+    out: Path | None = None
+    steps: int = 1
+    retrain_epochs: int = 2
+    retrain_lr: float = 0.01
+    train_images: int | None = None
+    checkpoint: str | None = None
+    cache_dir: Path | None = None
+    data_dir: str | None = None
+    threads: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int("--prune-steps", self.steps, 1, 100)
+        check_int("--retrain-epochs", self.retrain_epochs, 0, 1000)
+        if self.train_images is not None:
+            check_int("--train-images", self.train_images, 1, 60000)
+        check_float("--retrain-lr", self.retrain_lr, 0, 10, low_open=True)
+        check_int("--threads", self.threads, 1)
+        if self.log_file is None:
+            raise UserError(f"--mode {self.mode} needs --log_file DIR for its outputs")
+        spec = get_network(self.network)
+        if spec.recipe is None:
+            raise UserError(
+                f"{spec.name} is an ImageNet zoo network: --mode {self.mode} retrains on "
+                "Fashion-MNIST only"
+            )
+
+
+def retrain_flags(args, default_out: str) -> dict:
+    """The :class:`RetrainChoice` fields from parsed command-line ``args``, as keyword
+    arguments; ``out`` is ``--out``, else ``default_out`` in ``--log_file``."""
+    out = args.out
+    if out is None and args.log_file is not None:
+        out = Path(args.log_file) / default_out
+    return {
+        "network": args.network_dataset,
+        "log_file": args.log_file,
+        "out": out,
+        "steps": args.prune_steps,
+        "retrain_epochs": args.retrain_epochs,
+        "retrain_lr": args.retrain_lr,
+        "train_images": args.train_images,
+        "checkpoint": args.checkpoint,
+        "cache_dir": args.cache_dir,
+        "data_dir": args.data_dir,
+        "threads": args.threads,
+    }
+
+
+def check_before_work(config: RetrainChoice, out_given: bool) -> None:
+    """Before any training: the output directory is writable, ``--out`` (when given) can be
+    written, and the Fashion-MNIST files are found (one-line errors otherwise)."""
+    from weightshare.networks.datasets import resolve_data_dir
+    from weightshare.outputs import check_output_dir, check_output_file
+
+    check_output_dir("--log_file", config.log_file)
+    if out_given:
+        check_output_file("--out", config.out)
+    resolve_data_dir(config.data_dir)
