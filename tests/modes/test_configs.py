@@ -22,6 +22,7 @@ from weightshare.modes.partial_update import METHOD_CHOICES, PartialUpdateConfig
 from weightshare.modes.profile import ProfileConfig
 from weightshare.modes.prune import PruneConfig
 from weightshare.modes.residual_decode import ResidualDecodeConfig
+from weightshare.modes.residual_eval import ResidualEvalConfig
 from weightshare.modes.train import TrainConfig
 
 EVALUATE = EvaluateConfig(network="lenet5_fashionmnist", k=16, k_per_layer=None)
@@ -36,6 +37,9 @@ PARTIAL_UPDATE = PartialUpdateConfig(
 PRUNE = PruneConfig(network="lenet300_fashionmnist", log_file=Path("p"), sparsity=0.9)
 DEEP_COMPRESSION = DeepCompressionConfig(
     network="lenet300_fashionmnist", log_file=Path("dc"), sparsity={"fc1.weight": 0.9}
+)
+RESIDUAL_EVAL = ResidualEvalConfig(
+    network="lenet300_fashionmnist", epochs=(1, 2, 3), methods=("ResEntropy",), step_exp=15
 )
 PROFILE = ProfileConfig(network="lenet5_fashionmnist")
 TRAIN = TrainConfig(network="lenet5_fashionmnist", data_dir=None, cache_dir=Path("cache"))
@@ -201,6 +205,13 @@ REFUSALS = [
         {"coder": "fixed"},
         "--coder must be an entropy coder (ans or huffman) for P+Q+H; got fixed",
     ),
+    (RESIDUAL_EVAL, {"epochs": (3,)}, "a sequence needs at least two epochs; got [3]"),
+    (
+        RESIDUAL_EVAL,
+        {"eval_accuracy": "some"},
+        "--eval-accuracy must be one of ('all', 'last', 'none'); got 'some'",
+    ),
+    (RESIDUAL_EVAL, {"threads": 0}, "--threads must be an int >= 1; got 0"),
 ]
 
 
