@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import one_line_error, run_main
 from weightshare.backends.registry import BACKEND_NAMES
+from weightshare.codecs.residual import METHOD_NAMES
 from weightshare.dse.driver import ExploreConfig
 from weightshare.dse.strategies import OPTIMIZATIONS
 from weightshare.errors import UserError
@@ -21,6 +22,7 @@ from weightshare.modes.export import ExportConfig
 from weightshare.modes.partial_update import METHOD_CHOICES, PartialUpdateConfig
 from weightshare.modes.profile import ProfileConfig
 from weightshare.modes.prune import PruneConfig
+from weightshare.modes.residual import ResidualConfig
 from weightshare.modes.residual_decode import ResidualDecodeConfig
 from weightshare.modes.residual_eval import ResidualEvalConfig
 from weightshare.modes.train import TrainConfig
@@ -37,6 +39,14 @@ PARTIAL_UPDATE = PartialUpdateConfig(
 PRUNE = PruneConfig(network="lenet300_fashionmnist", log_file=Path("p"), sparsity=0.9)
 DEEP_COMPRESSION = DeepCompressionConfig(
     network="lenet300_fashionmnist", log_file=Path("dc"), sparsity={"fc1.weight": 0.9}
+)
+RESIDUAL = ResidualConfig(
+    network="lenet300_fashionmnist",
+    step_exp=15,
+    method="ResEntropy",
+    pre=Path("1.pt"),
+    cur=Path("2.pt"),
+    out=Path("r.wsz"),
 )
 RESIDUAL_EVAL = ResidualEvalConfig(
     network="lenet300_fashionmnist", epochs=(1, 2, 3), methods=("ResEntropy",), step_exp=15
@@ -212,6 +222,15 @@ REFUSALS = [
         "--eval-accuracy must be one of ('all', 'last', 'none'); got 'some'",
     ),
     (RESIDUAL_EVAL, {"threads": 0}, "--threads must be an int >= 1; got 0"),
+    (RESIDUAL_EVAL, {"step_exp": 21}, "--step-exp must be an int in [-60, 20]; got 21"),
+    (RESIDUAL, {"out": None}, "--mode residual needs --out FILE (or --log_file DIR)"),
+    (RESIDUAL, {"method": "zip"}, f"--method must be one of {METHOD_NAMES}; got 'zip'"),
+    (
+        RESIDUAL,
+        {"eval_accuracy": ""},
+        "--eval-accuracy must be one of ('all', 'last', 'none'); got ''",
+    ),
+    (RESIDUAL, {"threads": 0}, "--threads must be an int >= 1; got 0"),
 ]
 
 

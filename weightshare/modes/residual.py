@@ -24,11 +24,84 @@ from weightshare.outputs import (
     write_bytes_atomic,
     write_text_atomic,
 )
-from weightshare.validation import check_int
+from weightshare.validation import check_choice, check_int
 
 ACCURACY_CHOICES = ("all", "last", "none")
 _EPOCH_RE = re.compile(r"^\d+$")
 _NAME_RE = re.compile(r"^(\d+)_([0-9.eE+-]+)\.pt$")
+
+
+# --- configs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResidualChoice:
+    """The settings ``--mode residual`` and ``--mode residual_eval`` share (keyword-only).
+
+    Attributes:
+        network: registry name (recorded in the files; the accuracy probe builds it).
+        step_exp: ``ResEntropy16bits``'s grid step exponent (``--step-exp``).
+        eval_accuracy: ``all``, ``last`` or ``none``.
+        threads: torch threads of the accuracy probe, >= 1.
+        data_dir: Fashion-MNIST IDX directory (None: the Debian package's).
+        log_file: directory for the mode's JSON document, or None.
+    """
+
+    network: str
+    step_exp: int
+    eval_accuracy: str = "all"
+    threads: int = 2
+    data_dir: str | None = None
+    log_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        from weightshare.codecs.residual.grid import STEP_EXP_RANGE
+
+        check_int("--step-exp", self.step_exp, *STEP_EXP_RANGE)
+        check_choice("--eval-accuracy", self.eval_accuracy, ACCURACY_CHOICES)
+        check_int("--threads", self.threads, 1)
+
+    def grid(self):
+        """The ``ResEntropy16bits`` grid settings."""
+        from weightshare.codecs.residual import GridSettings
+
+        return GridSettings(step_exp=self.step_exp)
+
+
+def residual_flags(args: argparse.Namespace) -> dict:
+    """The :class:`ResidualChoice` fields from parsed command-line ``args``."""
+    return {
+        "network": args.network_dataset,
+        "step_exp": args.step_exp,
+        "eval_accuracy": args.eval_accuracy,
+        "threads": args.threads,
+        "data_dir": args.data_dir,
+        "log_file": args.log_file,
+    }
+
+
+@dataclass(frozen=True)
+class ResidualConfig(ResidualChoice):
+    """Settings of ``--mode residual`` (plus the keyword-only :class:`ResidualChoice` ones).
+
+    Attributes:
+        method: one residual method (a name of ``METHOD_NAMES``).
+        pre, cur: checkpoints A and B (B is coded against A).
+        out: the residual file to write.
+    """
+
+    method: str
+    pre: Path
+    cur: Path
+    out: Path | None
+
+    def __post_init__(self) -> None:
+        from weightshare.codecs.residual import METHOD_NAMES
+
+        super().__post_init__()
+        check_choice("--method", self.method, METHOD_NAMES)
+        if self.out is None:
+            raise UserError("--mode residual needs --out FILE (or --log_file DIR)")
 
 
 # --- checkpoints -----------------------------------------------------------------------------
@@ -336,14 +409,6 @@ def parse_methods(text: str | None, default: tuple[str, ...] | None) -> tuple[st
     return names
 
 
-def grid_settings(args: argparse.Namespace):
-    """The ``ResEntropy16bits`` grid from ``--step-exp``."""
-    from weightshare.codecs.residual import GridSettings
-    from weightshare.codecs.residual.grid import STEP_EXP_RANGE
-
-    return GridSettings(step_exp=check_int("--step-exp", args.step_exp, *STEP_EXP_RANGE))
-
-
 def checkpoint_source(args: argparse.Namespace) -> CheckpointSource:
     """``--path-pt`` (default: the train checkpoints of the network) and ``--learning-rate``."""
     from weightshare.networks.checkpoints import checkpoint_dir
@@ -423,38 +488,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """``--mode residual`` from parsed flags."""
-    from weightshare.codecs.residual import METHODS
-
     if args.pre_epoch is None or args.cur_epoch is None:
         raise UserError("--mode residual needs --pre-epoch A and --cur-epoch B")
     method = _single(args.method)
-    settings = grid_settings(args)
     out = args.out or (args.log_file / "residual.wsz" if args.log_file else None)
-    if out is None:
-        raise UserError("--mode residual needs --out FILE (or --log_file DIR)")
-    check_output_file("--out", out)
-    if args.log_file is not None:
-        check_output_dir("--log_file", args.log_file)
     source = checkpoint_source(args)
-    pre_path = resolve(args.pre_epoch, "--pre-epoch", source)
-    cur_path = resolve(args.cur_epoch, "--cur-epoch", source)
-    prev, cur = load_numpy_state(pre_path), load_numpy_state(cur_path)
-    from weightshare.codecs.residual import check_pair
+    config = ResidualConfig(
+        method=method,
+        pre=resolve(args.pre_epoch, "--pre-epoch", source),
+        cur=resolve(args.cur_epoch, "--cur-epoch", source),
+        out=out,
+        **residual_flags(args),
+    )
+    run(config)
+    return 0
 
+
+def run(config: ResidualConfig) -> dict:
+    """Code checkpoint ``cur`` against ``pre`` into ``out``; print the row and return the
+    ``residual.json`` document."""
+    from weightshare.codecs.residual import METHODS, check_pair
+
+    out, pre_path, cur_path, method = config.out, config.pre, config.cur, config.method
+    check_output_file("--out", out)
+    if config.log_file is not None:
+        check_output_dir("--log_file", config.log_file)
+    settings = config.grid()
+    prev, cur = load_numpy_state(pre_path), load_numpy_state(cur_path)
     check_pair(cur, prev, f"--cur-epoch {cur_path}", f"--pre-epoch {pre_path}")
     meta = {"pre": str(pre_path), "cur": str(cur_path)}
     data, rebuilt, result = code_pair(
         cur,
         prev if METHODS[method].needs_reference else None,
         method,
-        network=args.network_dataset,
+        network=config.network,
         settings=settings,
         meta=meta,
         labels=(str(pre_path), str(cur_path)),
     )
     write_bytes_atomic(out, data)
-    if args.eval_accuracy != "none":
-        probe = AccuracyProbe(args.network_dataset, args.threads, args.data_dir)
+    if config.eval_accuracy != "none":
+        probe = AccuracyProbe(config.network, config.threads, config.data_dir)
         top1, top5 = probe(rebuilt)
         top1_o, top5_o = probe(cur)
         result = PairResult(
@@ -466,19 +540,16 @@ def main(args: argparse.Namespace) -> int:
                 "top5_original": top5_o,
             }
         )
-    print_results([result], f"{args.network_dataset}: {out}")
-    report = write_json(
-        args.log_file,
-        "residual.json",
-        {
-            "file": str(out),
-            "network": args.network_dataset,
-            "step_exp": settings.step_exp,
-            **result.to_json(),
-        },
-    )
+    print_results([result], f"{config.network}: {out}")
+    document = {
+        "file": str(out),
+        "network": config.network,
+        "step_exp": settings.step_exp,
+        **result.to_json(),
+    }
+    report = write_json(config.log_file, "residual.json", document)
     print(f"wrote {out}" + (f" and {report}" if report else ""))
-    return 0
+    return document
 
 
 def _single(text: str | None) -> str:

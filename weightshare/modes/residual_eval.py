@@ -15,50 +15,35 @@ from __future__ import annotations
 import argparse
 import statistics
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from weightshare.errors import UserError
-from weightshare.validation import check_choice, check_int
+from weightshare.modes.residual import ResidualChoice
+from weightshare.validation import check_int
 
 
 @dataclass(frozen=True)
-class ResidualEvalConfig:
-    """Settings of ``--mode residual_eval``.
+class ResidualEvalConfig(ResidualChoice):
+    """Settings of ``--mode residual_eval`` (plus the keyword-only
+    :class:`~weightshare.modes.residual.ResidualChoice` ones).
 
     Attributes:
-        network: registry name (recorded in the files; the accuracy probe builds it).
         epochs: the coded epochs, at least two, evenly spaced (``epoch_list``).
         methods: residual methods, each its own chain (names of ``METHOD_NAMES``).
-        step_exp: ``ResEntropy16bits``'s grid step exponent (``--step-exp``).
-        eval_accuracy: ``all``, ``last`` or ``none``.
-        threads: torch threads of the accuracy probe, >= 1.
-        data_dir: Fashion-MNIST IDX directory (None: the Debian package's).
-        log_file: directory for ``residual_eval.json``, or None.
     """
 
-    network: str
     epochs: tuple[int, ...]
     methods: tuple[str, ...]
-    step_exp: int
-    eval_accuracy: str = "all"
-    threads: int = 2
-    data_dir: str | None = None
-    log_file: Path | None = None
 
     def __post_init__(self) -> None:
         from weightshare.codecs.residual import METHOD_NAMES
-        from weightshare.codecs.residual.grid import STEP_EXP_RANGE
-        from weightshare.modes.residual import ACCURACY_CHOICES
 
+        super().__post_init__()
         if len(self.epochs) < 2:
             raise UserError(f"a sequence needs at least two epochs; got {list(self.epochs)}")
         if not self.methods or any(m not in METHOD_NAMES for m in self.methods):
             raise UserError(
                 f"--method must name methods among {METHOD_NAMES}; got {','.join(self.methods)!r}"
             )
-        check_int("--step-exp", self.step_exp, *STEP_EXP_RANGE)
-        check_choice("--eval-accuracy", self.eval_accuracy, ACCURACY_CHOICES)
-        check_int("--threads", self.threads, 1)
 
 
 def epoch_list(first: int, last: int, interval: int) -> list[int]:
@@ -196,19 +181,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """``--mode residual_eval`` from parsed flags."""
     from weightshare.codecs.residual import METHOD_NAMES
-    from weightshare.modes.residual import checkpoint_source, parse_methods
+    from weightshare.modes.residual import checkpoint_source, parse_methods, residual_flags
 
     if args.epoch_first is None or args.epoch_last is None:
         raise UserError("--mode residual_eval needs --epoch-first F and --epoch-last L")
     config = ResidualEvalConfig(
-        network=args.network_dataset,
         epochs=tuple(epoch_list(args.epoch_first, args.epoch_last, args.epoch_interval)),
         methods=parse_methods(args.method, METHOD_NAMES),
-        step_exp=args.step_exp,
-        eval_accuracy=args.eval_accuracy,
-        threads=args.threads,
-        data_dir=args.data_dir,
-        log_file=args.log_file,
+        **residual_flags(args),
     )
     if config.log_file is not None:
         from weightshare.outputs import check_output_dir
@@ -222,7 +202,6 @@ def run(config: ResidualEvalConfig, source) -> int:
     """Code ``config.epochs`` of ``source`` (a :class:`~weightshare.modes.residual.
     CheckpointSource`) closed loop with every method; print the table and the means, write
     ``residual_eval.json`` when ``config.log_file`` is set."""
-    from weightshare.codecs.residual import GridSettings
     from weightshare.console import console
     from weightshare.modes.residual import (
         AccuracyProbe,
@@ -232,7 +211,7 @@ def run(config: ResidualEvalConfig, source) -> int:
     )
 
     epochs, methods = list(config.epochs), config.methods
-    settings = GridSettings(step_exp=config.step_exp)
+    settings = config.grid()
     epoch_interval = epochs[1] - epochs[0]
     paths = [source.path(e, f"epoch {e}") for e in epochs]
     states = [(str(p), load_numpy_state(p)) for p in paths]
