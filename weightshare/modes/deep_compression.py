@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import ClassVar
 
 from weightshare.errors import UserError
-from weightshare.modes.retraining import RetrainChoice, check_before_work, retrain_flags
+from weightshare.modes.retraining import (
+    RetrainChoice,
+    check_before_work,
+    load_for_retraining,
+    retrain_flags,
+)
 from weightshare.outputs import write_bytes_atomic, write_text_atomic
 from weightshare.validation import check_float, check_int
 
@@ -105,47 +110,18 @@ def run(config: DeepCompressionConfig) -> dict:
 
     from weightshare.codecs import decode_model, encode_model, original_bytes
     from weightshare.modes.prune import _scaled
-    from weightshare.networks import get_network
-    from weightshare.networks.checkpoints import find_checkpoint, load_into, model_state
-    from weightshare.networks.datasets import load_split
+    from weightshare.networks.checkpoints import model_state
     from weightshare.networks.registry import TrainRecipe
-    from weightshare.networks.tensors import images_to_tensor
-    from weightshare.networks.training import accuracy
     from weightshare.pruning.magnitude import magnitude_masks, prunable
     from weightshare.pruning.quantize import finetune_centroids, share_pruned
     from weightshare.pruning.retrain import retrain
     from weightshare.pruning.stages import stage_table
 
-    torch.set_num_threads(config.threads)
-    spec = get_network(config.network)
-    path = find_checkpoint(spec.name, config.checkpoint, config.cache_dir)
-    if path is None:
-        raise UserError(f"no trained weights for {spec.name}: run --mode train or --checkpoint")
-    model = load_into(spec.build(), path)
+    setup = load_for_retraining(config)
+    spec, path, model, x, y = setup.spec, setup.path, setup.model, setup.x, setup.y
+    n, recipe, scores = setup.n_train, setup.recipe, setup.scores
     dense_bytes = original_bytes(model_state(model))
-    train = load_split("train", config.data_dir)
-    n = len(train.labels) if config.train_images is None else config.train_images
-    x = images_to_tensor(train.images[:n], spec.input_size)
-    y = torch.from_numpy(train.labels[:n])
-    evals = {
-        name: (images_to_tensor(s.images, spec.input_size), torch.from_numpy(s.labels))
-        for name, s in (
-            ("search", load_split("search", config.data_dir)),
-            ("holdout", load_split("holdout", config.data_dir)),
-        )
-    }
-
-    def scores(m) -> dict[str, float]:
-        return {name: accuracy(m, *xy) for name, xy in evals.items()}
-
     acc = {"baseline": scores(model)}
-    recipe = TrainRecipe(
-        epochs=config.retrain_epochs,
-        lr=config.retrain_lr,
-        weight_decay=5e-5,
-        augment=spec.recipe.augment,
-        seed=0,
-    )
     masks = None
     for i in range(1, config.steps + 1):
         target = _scaled(config.sparsity, i / config.steps)

@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import ClassVar
 
 from weightshare.errors import UserError
-from weightshare.modes.retraining import RetrainChoice, check_before_work, retrain_flags
+from weightshare.modes.retraining import (
+    RetrainChoice,
+    check_before_work,
+    load_for_retraining,
+    retrain_flags,
+)
 from weightshare.outputs import write_text_atomic
 from weightshare.validation import check_choice, check_float
 
@@ -101,51 +106,23 @@ def _scaled(target, factor: float):
 
 def run(config: PruneConfig) -> dict:
     """Load the baseline, prune, retrain, save; return (and write) the ``prune.json`` dict."""
-    import torch
 
-    from weightshare.networks import get_network
-    from weightshare.networks.checkpoints import find_checkpoint, load_into, save_state_dict
-    from weightshare.networks.datasets import load_split
-    from weightshare.networks.registry import TrainRecipe
+    from weightshare.networks.checkpoints import load_into, save_state_dict
     from weightshare.networks.shrink import chains_for, channel_counts, write_architecture
-    from weightshare.networks.tensors import images_to_tensor
-    from weightshare.networks.training import accuracy
     from weightshare.pruning.fpgm import fpgm_prune
     from weightshare.pruning.magnitude import kept_fraction, magnitude_masks, prunable
     from weightshare.pruning.retrain import retrain
 
-    torch.set_num_threads(config.threads)
-    spec = get_network(config.network)
-    path = find_checkpoint(spec.name, config.checkpoint, config.cache_dir)
-    if path is None:
-        raise UserError(f"no trained weights for {spec.name}: run --mode train or --checkpoint")
-    model = load_into(spec.build(), path)
-    train = load_split("train", config.data_dir)
-    n_train = len(train.labels) if config.train_images is None else config.train_images
-    x = images_to_tensor(train.images[:n_train], spec.input_size)
-    y = torch.from_numpy(train.labels[:n_train])
-    evals = {
-        name: (images_to_tensor(s.images, spec.input_size), torch.from_numpy(s.labels))
-        for name, s in (
-            ("search", load_split("search", config.data_dir)),
-            ("holdout", load_split("holdout", config.data_dir)),
-        )
-    }
+    setup = load_for_retraining(config)
+    spec, path, model, x, y = setup.spec, setup.path, setup.model, setup.x, setup.y
+    recipe = setup.recipe
 
     def scores(m=None) -> dict[str, float]:
-        return {name: accuracy(model if m is None else m, *xy) for name, xy in evals.items()}
+        return setup.scores(model if m is None else m)
 
     def n_params() -> int:
         return sum(p.numel() for p in model.parameters())
 
-    recipe = TrainRecipe(
-        epochs=config.retrain_epochs,
-        batch_size=128,
-        lr=config.retrain_lr,
-        weight_decay=5e-5,
-        augment=spec.recipe.augment,
-        seed=config.seed,
-    )
     doc = {
         "network": spec.name,
         "method": config.method,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from weightshare.errors import UserError
 from weightshare.networks import get_network
@@ -93,3 +93,83 @@ def check_before_work(config: RetrainChoice, out_given: bool) -> None:
     if out_given:
         check_output_file("--out", config.out)
     resolve_data_dir(config.data_dir)
+
+
+@dataclass
+class RetrainSetup:
+    """A trained network loaded for pruning and retraining, with its images.
+
+    Attributes:
+        spec: the registry entry.
+        path: the checkpoint loaded.
+        model: the PyTorch module (trained weights).
+        x, y: the retraining images, float32 ``(n_train, C, S, S)``, int64 labels ``(n_train,)``.
+        n_train: images used for retraining.
+        evals: ``search`` and ``holdout`` as ``(images, labels)`` tensors.
+        recipe: the fine-tuning recipe (one-cycle SGD, weight decay 5e-5, the network's
+            augmentation).
+    """
+
+    spec: Any
+    path: Path
+    model: Any
+    x: Any
+    y: Any
+    n_train: int
+    evals: dict
+    recipe: Any
+
+    def scores(self, model=None) -> dict[str, float]:
+        """Top-1 of ``model`` (default: the loaded one) on ``search`` and ``holdout``."""
+        from weightshare.networks.training import accuracy
+
+        m = self.model if model is None else model
+        return {name: accuracy(m, *xy) for name, xy in self.evals.items()}
+
+
+def load_for_retraining(config: RetrainChoice) -> RetrainSetup:
+    """Load the trained checkpoint and the images ``config`` names (torch threads set).
+
+    Raises:
+        UserError: no trained weights for the network.
+    """
+    import torch
+
+    from weightshare.networks.checkpoints import find_checkpoint, load_into
+    from weightshare.networks.datasets import load_split
+    from weightshare.networks.registry import TrainRecipe
+    from weightshare.networks.tensors import images_to_tensor
+
+    torch.set_num_threads(config.threads)
+    spec = get_network(config.network)
+    path = find_checkpoint(spec.name, config.checkpoint, config.cache_dir)
+    if path is None:
+        raise UserError(f"no trained weights for {spec.name}: run --mode train or --checkpoint")
+    model = load_into(spec.build(), path)
+    train = load_split("train", config.data_dir)
+    n_train = len(train.labels) if config.train_images is None else config.train_images
+    evals = {
+        name: (images_to_tensor(s.images, spec.input_size), torch.from_numpy(s.labels))
+        for name, s in (
+            ("search", load_split("search", config.data_dir)),
+            ("holdout", load_split("holdout", config.data_dir)),
+        )
+    }
+    recipe = TrainRecipe(
+        epochs=config.retrain_epochs,
+        batch_size=128,
+        lr=config.retrain_lr,
+        weight_decay=5e-5,
+        augment=spec.recipe.augment,
+        seed=config.seed,
+    )
+    return RetrainSetup(
+        spec,
+        path,
+        model,
+        images_to_tensor(train.images[:n_train], spec.input_size),
+        torch.from_numpy(train.labels[:n_train]),
+        n_train,
+        evals,
+        recipe,
+    )
