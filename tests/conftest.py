@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from weightshare.networks.keras_runtime import preload_triton
+
 ROOT = Path(__file__).resolve().parents[1]
+# Test modules import tensorflow directly (pytest.importorskip); triton must be loaded before it
+# or the ONNX exporter's import of triton segfaults (see keras_runtime.preload_triton).
+preload_triton()
 os.environ.setdefault("MPLCONFIGDIR", "/tmp/weightshare-mpl")
 
 

@@ -150,18 +150,18 @@ def run(config: EvaluateConfig) -> dict:
         entropy_bits,
         fixed_bits,
     )
-    from weightshare.modes.loading import load_backend, load_calibration, load_splits
+    from weightshare.modes.loading import (
+        load_backend,
+        load_calibration,
+        load_splits,
+        model_options,
+    )
     from weightshare.modes.sharing import cluster_layers, shared_weights
 
     if config.log_file is not None:
         check_output_dir("--log_file", config.log_file)
     spec = get_network(config.network)
-    choice = {
-        "backend": config.backend,
-        "model": config.model,
-        "weights": config.weights,
-        "dataset": config.dataset,
-    }
+    choice = model_options(config)
     search, holdout = load_splits(spec, config.data_dir, config.dataset_scale, **choice)
     backend, source = load_backend(
         spec, config.checkpoint, config.cache_dir, config.data_dir, config.threads, **choice

@@ -62,7 +62,8 @@ def load_backend(
 
 
 def model_options(args) -> dict:
-    """The model-choice flags of parsed CLI ``args`` as keyword arguments of
+    """The model-choice flags of parsed CLI ``args`` (or of any config holding them) as keyword
+    arguments of
     :func:`load_backend` and :func:`load_splits` (``backend``, ``model``, ``weights``,
     ``dataset``)."""
     return {
@@ -156,12 +157,7 @@ class EvaluatorFactory:
         from weightshare.networks.checkpoints import default_cache_dir
 
         spec = get_network(self.network)
-        options = {
-            "backend": self.backend,
-            "model": self.model,
-            "weights": self.weights,
-            "dataset": self.dataset,
-        }
+        options = model_options(self)
         cache_dir = Path(self.cache_dir) if self.cache_dir else default_cache_dir()
         backend, _ = load_backend(
             spec, self.checkpoint, cache_dir, self.data_dir, self.threads, **options

@@ -15,15 +15,24 @@ import sys
 from weightshare.errors import UserError
 
 
+def preload_triton() -> None:
+    """Load triton before TensorFlow, when both are installed and TensorFlow is not loaded yet.
+
+    TensorFlow and triton (imported by ``torch.export`` and so by the ONNX exporter) both
+    bundle LLVM: loading triton's library after TensorFlow's segfaults the process; before it,
+    both work. Call this before anything imports TensorFlow in a process that may also export
+    ONNX (:func:`import_keras` does; so does the test suite's conftest).
+    """
+    if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None:
+        with contextlib.suppress(Exception):
+            import triton  # noqa: F401
+
+
 def import_keras(threads: int | None = None):
     """``keras`` on the TensorFlow backend, with TF's intra-op threads set when still possible."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None:
-        # TensorFlow and triton (imported by torch.export / the ONNX exporter) both bundle
-        # LLVM: loading triton's library after TensorFlow's segfaults, before it is fine.
-        with contextlib.suppress(Exception):
-            import triton  # noqa: F401
+    preload_triton()
     try:
         import keras
         import tensorflow as tf

@@ -85,3 +85,12 @@ class Strategy(Protocol):
     def explore(self, explorer: Explorer) -> None:
         """Decide and request every evaluation of the exploration after the baseline."""
         ...
+
+
+def nsga2_sampler(config, population_size: int | None = None):
+    """Optuna's NSGA-II sampler seeded by the exploration (``config.seed``), with
+    ``population_size`` or the configured ``--population-size``."""
+    import optuna
+
+    size = config.population_size if population_size is None else population_size
+    return optuna.samplers.NSGAIISampler(population_size=size, seed=config.seed)

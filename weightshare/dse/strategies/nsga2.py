@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from weightshare.dse.space import FP32
-from weightshare.dse.strategies.base import Explorer
+from weightshare.dse.strategies.base import Explorer, nsga2_sampler
 
 
 class NSGA2:
@@ -12,8 +12,6 @@ class NSGA2:
     needs_step_one = False
 
     def explore(self, explorer: Explorer) -> None:
-        import optuna
-
         cfg = explorer.config
-        sampler = optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=cfg.seed)
+        sampler = nsga2_sampler(cfg)
         explorer.search({n: [FP32, *g] for n, g in explorer.grids.items()}, [], sampler)

@@ -9,7 +9,7 @@ import numpy as np
 
 from weightshare.dse import sensitivity
 from weightshare.dse.space import FP32
-from weightshare.dse.strategies.base import Explorer
+from weightshare.dse.strategies.base import Explorer, nsga2_sampler
 
 # The seed's grid: the 81 distinct ints of numpy.logspace(1, 10, 100, base=2).
 PAPER_K_GRID = tuple(int(k) for k in np.unique(np.logspace(1, 10, 100, base=2).astype(int)))
@@ -21,8 +21,6 @@ class Paper:
     needs_step_one = True
 
     def explore(self, explorer: Explorer) -> None:
-        import optuna
-
         cfg = explorer.config
         accs = {
             layer: {k: r.accuracy for k, r in by_k.items()}
@@ -30,5 +28,5 @@ class Paper:
         }
         kept, _ = sensitivity.paper_options(accs, explorer.base, cfg.accuracy_ratio)
         choices = {layer: kept.get(layer, [FP32]) for layer in explorer.grids}
-        sampler = optuna.samplers.NSGAIISampler(population_size=100, seed=cfg.seed)
+        sampler = nsga2_sampler(cfg, population_size=100)
         explorer.search(choices, [], sampler)

@@ -23,7 +23,7 @@ import math
 from weightshare.dse import combine, sensitivity, surrogate
 from weightshare.dse.sensitivity import Option
 from weightshare.dse.space import FP32, Candidate
-from weightshare.dse.strategies.base import Explorer
+from weightshare.dse.strategies.base import Explorer, nsga2_sampler
 
 MAX_BUDGETS = 16  # knapsack budgets tried by the bracket search
 UNIFORM_SEEDS = (256, 64, 32, 16, 8, 4)  # without step 1
@@ -35,10 +35,8 @@ class TwoStep:
     needs_step_one = False
 
     def explore(self, explorer: Explorer) -> None:
-        import optuna
-
         cfg = explorer.config
-        sampler = optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=cfg.seed)
+        sampler = nsga2_sampler(cfg)
         if not cfg.with_local_optimization:
             uniform = (
                 Candidate.of({n: k for n, g in explorer.grids.items() if k in g})
