@@ -352,14 +352,22 @@ class Driver:
         dists = {f"k:{layer}": CategoricalDistribution(ks) for layer, ks in choices.items()}
         study = self.store.study("search", sampler)
         self.store.fail_stale("search")
-        for cand in seeds:
-            k_map = cand.as_dict()
-            params = {f"k:{layer}": k_map.get(layer, FP32) for layer in choices}
-            if all(v in dists[name].choices for name, v in params.items()):
-                study.enqueue_trial(params, skip_if_exists=True)
         complete = (optuna.trial.TrialState.COMPLETE,)
         done = len(study.get_trials(deepcopy=False, states=complete))
         total, start = cfg.search_trials(), time.monotonic()
+        # Enqueue only the seeds the budget can still ask (in order): no seed is left WAITING
+        # by a run that ends on its trial budget; a rerun with a larger budget enqueues the rest.
+        waiting = (optuna.trial.TrialState.WAITING,)
+        room = total - done - len(study.get_trials(deepcopy=False, states=waiting))
+        for cand in seeds:
+            if room <= 0:
+                break
+            k_map = cand.as_dict()
+            params = {f"k:{layer}": k_map.get(layer, FP32) for layer in choices}
+            if all(v in dists[name].choices for name, v in params.items()):
+                before = len(study.get_trials(deepcopy=False, states=waiting))
+                study.enqueue_trial(params, skip_if_exists=True)
+                room -= len(study.get_trials(deepcopy=False, states=waiting)) - before
         in_flight: dict[int, optuna.Trial] = {}
 
         def budget_left() -> bool:
