@@ -4,6 +4,7 @@ requirements.txt, is what this venv holds, and the venv is consistent (``pip che
 import re
 import subprocess
 import sys
+import sysconfig
 from importlib import metadata
 
 from tests.conftest import ROOT
@@ -37,7 +38,10 @@ def test_the_lock_pins_every_requirement_at_its_version():
 
 
 def test_the_venv_holds_exactly_the_locked_versions():
-    installed = {_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    # Only the venv's site-packages: once Ray is imported, sys.path also holds its vendored
+    # ray/thirdparty_files (psutil, colorama), which are not installed packages.
+    site = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    installed = {_name(d.metadata["Name"]): d.version for d in metadata.distributions(path=site)}
     installed.pop("weightshare", None)  # the project itself, when installed in development mode
     installed.pop("pip")  # the installer comes with the venv, not from the lock
     assert installed == _pins("requirements.lock")
