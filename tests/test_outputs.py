@@ -59,7 +59,7 @@ def test_a_full_disk_is_one_disk_full_error_and_leaves_the_old_files(small_tmpfs
         write_bytes_atomic(old, b"x" * (64 * 1024))
     assert str(caught.value) == (
         f"the disk is full: cannot write {old} (No space left on device); free some space and "
-        "rerun the same command (a study resumes where it stopped)"
+        "rerun the same command (an exploration resumes its study where it stopped)"
     )
     with pytest.raises(DiskFullError, match="the disk is full: cannot write"):
         write_files_atomic({other: b"new rows", old: b"x" * (64 * 1024)})

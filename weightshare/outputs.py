@@ -44,7 +44,7 @@ class DiskFullError(UserError):
         self.where = str(where)
         super().__init__(
             f"the disk is full: cannot write {self.where} ({reason}); free some space and "
-            "rerun the same command (a study resumes where it stopped)"
+            "rerun the same command (an exploration resumes its study where it stopped)"
         )
 
 

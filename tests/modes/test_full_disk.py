@@ -42,7 +42,8 @@ def test_a_full_disk_is_one_line_and_the_study_resumes(small_tmpfs, reference, f
     if fails_on == "study.db":
         assert line == (
             f"error: the disk is full: cannot write {run_dir / 'study.db'} (database or disk is "
-            "full); free some space and rerun the same command (a study resumes where it stopped)"
+            "full); free some space and rerun the same command (an exploration resumes its study "
+            "where it stopped)"
         )
     else:
         assert line.startswith(f"error: the disk is full: cannot write {run_dir}/")
