@@ -86,3 +86,16 @@ def test_the_encoded_best_point_predicts_like_the_scored_candidate(run_dir, sear
     model.load_state_dict(torch.load(pt_file, map_location="cpu", weights_only=True), strict=True)
     got = PyTorchBackend(model, spec.input_size, threads=1).predict(images)
     np.testing.assert_array_equal(got, expected)  # bit for bit
+
+
+def test_onnx_runtime_refuses_the_options_before_the_study_exists(tmp_path):
+    line = one_line_error(
+        run_main(
+            *COMMON, "--backend", "onnxruntime", "--correct", "bn", "--log_file", str(tmp_path)
+        )
+    )
+    assert line == (
+        "error: --correct bn needs gradients and activations, which the onnxruntime "
+        "backend does not give; use --backend pytorch (or drop the option)"
+    )
+    assert not (tmp_path / "study.db").exists()  # the corrected command starts afresh

@@ -191,19 +191,28 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _checkpoint(args, spec, options: dict) -> Path:
-    """The checkpoint file the workers load (trained or exported here when needed)."""
+    """The checkpoint file the workers load (trained or exported here when needed).
+
+    Options the backend cannot serve (``--clustering weighted`` / ``--correct`` on ONNX
+    Runtime) are refused here, before the study is created: a study recorded with them would
+    refuse the corrected command as "other options".
+    """
+    from weightshare.dse.correction import check_backend
+    from weightshare.modes.evaluate import perbit_options
     from weightshare.modes.loading import load_backend, model_options
     from weightshare.networks.checkpoints import find_checkpoint
 
+    perbit = perbit_options(args)
     checkpoint = find_checkpoint(spec.name, args.checkpoint, args.cache_dir)
-    if checkpoint is not None and options == model_options(None):  # fail here, in one line
+    if checkpoint is not None and options == model_options(None) and not perbit.needs_calibration:
         from weightshare.networks.checkpoints import load_into
 
-        load_into(spec.build(), checkpoint)
+        load_into(spec.build(), checkpoint)  # fail here, in one line
     else:  # loads (trains, exports to ONNX, checks) once here, not inside every worker
-        _, checkpoint = load_backend(
+        backend, checkpoint = load_backend(
             spec, args.checkpoint, args.cache_dir, args.data_dir, args.threads, **options
         )
+        check_backend(backend, perbit)
     return Path(checkpoint)
 
 
