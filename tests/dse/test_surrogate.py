@@ -12,6 +12,7 @@ from weightshare.dse.surrogate import (
     bracket,
     fit_power_law,
     next_budget,
+    next_budgets,
 )
 
 
@@ -55,3 +56,20 @@ def test_next_budget_expands_then_follows_the_map_inside_the_bracket_then_stops(
     assert next_budget([(0.2, True), (0.8, False)], law, 0.01) == pytest.approx(0.4)
     # bracket narrower than the resolution: done
     assert next_budget([(0.1, True), (0.1 * RESOLUTION, False)], law, 0.01) is None
+
+
+def test_next_budgets_add_budgets_that_split_the_widest_gaps_of_the_bracket():
+    law = PowerLaw(0.1, 1.0)  # allowed drop 0.01 -> damage 0.1
+    # one worker: next_budget's answer alone
+    for outcomes in ([], [(0.1, True)], [(0.05, True), (0.2, False)]):
+        assert next_budgets(outcomes, law, 0.01, 1) == [next_budget(outcomes, law, 0.01)]
+    # nothing known: the map's answer, then GROWTH below it, then GROWTH above it
+    assert next_budgets([], law, 0.01, 3) == pytest.approx([0.1, 0.1 / GROWTH, 0.1 * GROWTH])
+    # a bracket 0.05 .. 0.8 around the map's 0.1: the wider side (0.1 .. 0.8) is split first
+    assert next_budgets([(0.05, True), (0.8, False)], law, 0.01, 3) == pytest.approx(
+        [0.1, math.sqrt(0.08), math.sqrt(0.1 * math.sqrt(0.08))]
+    )
+    # gaps narrower than the resolution are not split
+    narrow = [(0.1, True), (0.1 * RESOLUTION**1.5, False)]
+    assert len(next_budgets(narrow, law, 0.01, 4)) == 1
+    assert next_budgets([(0.1, True), (0.1 * RESOLUTION, False)], law, 0.01, 4) == []

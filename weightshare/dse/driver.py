@@ -325,26 +325,37 @@ class Driver:
                 self._one_layer.setdefault(layer, {})[k] = rec
         return self._one_layer
 
+    @property
+    def capacity(self) -> int:
+        """Evaluations the executor runs at once (its workers; 1 in-process)."""
+        return self.executor.capacity
+
     def passes(self, record: Record) -> bool:
         """Meets the target on the search images and, when the search split is scaled, on the
         whole search split too (confirmed now if it was not yet)."""
-        if record.accuracy < self.target:
-            return False
+        return self.verdicts([record])[0]
+
+    def verdicts(self, records: Sequence[Record]) -> list[bool]:
+        """:meth:`passes` of each record, the missing whole-split confirmations evaluated
+        together (in parallel on the workers); the verdicts do not depend on the order the
+        workers finish in."""
+        ok = [r.accuracy >= self.target for r in records]
         if not self.full_split:
-            return True
-        full = self.store.lookup(record.candidate, self.full_split, partial=True)
-        if full is None:
+            return ok
+        full: dict[Candidate, Record | None] = {}
+        todo = []
+        for r, scaled_ok in zip(records, ok, strict=True):
+            if scaled_ok and r.candidate not in full:
+                full[r.candidate] = self.store.lookup(r.candidate, self.full_split, partial=True)
+                if full[r.candidate] is None:
+                    todo.append(r.candidate)
+        if todo:
             scored = self.evaluate(
-                "confirm",
-                [record.candidate],
-                self.full_split,
-                target=self.full_target,
-                pass_fail=True,
+                "confirm", todo, self.full_split, target=self.full_target, pass_fail=True
             )
-            if not scored:
-                return False
-            full = scored[0]
-        return self._confirmed(full)
+            full.update({f.candidate: f for f in scored})
+        confirmed = {c: f is not None and self._confirmed(f) for c, f in full.items()}
+        return [good and confirmed[r.candidate] for r, good in zip(records, ok, strict=True)]
 
     def search(self, choices: dict[str, list[int]], seeds: list[Candidate], sampler) -> None:
         """Ask/tell an Optuna sampler over per-layer choices, in batches of ``capacity`` trials."""

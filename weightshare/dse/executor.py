@@ -36,11 +36,15 @@ class Task:
 
 
 class LocalExecutor:
-    """Evaluates in the calling process, one task per :meth:`wait` (first in, first out)."""
+    """Evaluates in the calling process, one task per :meth:`wait` (first in, first out).
 
-    def __init__(self, factory: Callable[[], Evaluator]) -> None:
+    ``capacity``: how many tasks the driver hands over at once (1: one at a time, as fits one
+    process; more lets tests drive the batched paths that Ray workers take).
+    """
+
+    def __init__(self, factory: Callable[[], Evaluator], capacity: int = 1) -> None:
         self.evaluator = factory()
-        self.capacity = 1
+        self.capacity = capacity
         self._queue: collections.deque[Task] = collections.deque()
 
     def describe(self) -> ModelDescription:

@@ -9,11 +9,14 @@
 * **Budget.** The knapsack's damage budget is searched on real results (:func:`next_budget`):
   the largest budget known to pass and the smallest known to fail bracket the answer; the next
   budget is where the fitted map predicts the allowed drop, kept strictly inside the bracket
-  (else the bracket's geometric middle).
+  (else the bracket's geometric middle). With several workers, :func:`next_budgets` adds budgets
+  that split the widest remaining gaps of the bracket, so one round of parallel evaluations
+  narrows it as much as possible.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,3 +113,40 @@ def next_budget(
     if lo * math.sqrt(RESOLUTION) < guess < hi / math.sqrt(RESOLUTION):
         return guess
     return math.sqrt(lo * hi)
+
+
+def next_budgets(
+    outcomes: Sequence[tuple[float, bool]], law: PowerLaw, max_drop: float, n: int
+) -> list[float]:
+    """Up to ``n`` budgets to evaluate together (in this order), [] once the search is done.
+
+    The first is :func:`next_budget`'s. Each further one is the geometric middle of the widest
+    gap (in log space, the lower one on a tie) left between the bracket's ends and the budgets
+    chosen so far, among gaps wider than ``RESOLUTION``; a side of the bracket with no end yet
+    counts as ending ``GROWTH ** 2`` from the first budget (so its first split is ``GROWTH``
+    from it, as :func:`next_budget` grows). Deterministic in its arguments; with ``n = 1`` it
+    is ``[next_budget(...)]``.
+
+    Args:
+        outcomes, law, max_drop: as for :func:`next_budget`.
+        n: most budgets wanted (the number of workers), >= 1.
+    """
+    first = next_budget(outcomes, law, max_drop)
+    if first is None:
+        return []
+    lo, hi = bracket(outcomes)
+    # a side of the bracket without an end yet counts as ending GROWTH ** 2 from the first
+    low = lo if lo > 0 else first / GROWTH**2
+    high = hi if math.isfinite(hi) else first * GROWTH**2
+    chosen = [first]
+    while len(chosen) < n:
+        ends = [low, *sorted(chosen), high]
+        gaps = [
+            (math.log(b / a), math.sqrt(a * b))
+            for a, b in itertools.pairwise(ends)
+            if b / a > RESOLUTION
+        ]
+        if not gaps:
+            break
+        chosen.append(max(gaps, key=lambda g: g[0])[1])
+    return chosen

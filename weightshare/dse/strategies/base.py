@@ -25,6 +25,8 @@ class Explorer(Protocol):
         base: fp32 top-1 on the search images; target: the accuracy to meet there.
         options: layer -> its step-1 options (a strategy that makes some sets them; reported).
         surrogate: the strategy's fitted damage -> drop map, if any (reported).
+        capacity: evaluations the workers run at once (a strategy that decides step by step
+            can evaluate this many candidates per step without idling a worker).
     """
 
     config: object
@@ -34,6 +36,7 @@ class Explorer(Protocol):
     target: float
     options: dict[str, list[Option]]
     surrogate: object
+    capacity: int
 
     def evaluate(
         self,
@@ -49,6 +52,10 @@ class Explorer(Protocol):
 
     def passes(self, record) -> bool:
         """Meets the target, on the whole search split too (confirming it if needed)."""
+        ...
+
+    def verdicts(self, records: Sequence) -> list[bool]:
+        """:meth:`passes` of each record, the confirmations evaluated together."""
         ...
 
     def one_layer(self) -> dict[str, dict[int, object]]:

@@ -5,10 +5,10 @@
    are its options.
 2. **Knapsack.** Smallest model whose summed one-layer KL fits a budget; the budget is searched
    on real results, guided by the power law from summed KL to top-1 drop refitted after each
-   evaluation (:mod:`weightshare.dse.surrogate`).
+   evaluation (:mod:`weightshare.dse.surrogate`); one budget per worker at a time.
 3. **Polish.** From the best passing point, one layer one option smaller, the most bits saved
    per predicted KL first, each verified for real (a failure is certain after early stopping),
-   until no move passes.
+   one move per worker at a time, until no move passes.
 4. **NSGA-II**, seeded with every point of 2-3, over the options whose one-layer KL is at most
    twice the largest passing budget.
 
@@ -62,52 +62,79 @@ def knapsack_and_polish(
 ) -> tuple[list[Candidate], float]:
     """Steps 2 and 3: knapsack budgets searched on real results, then the polish.
 
+    Both evaluate ``explorer.capacity`` candidates at a time (one per worker) and decide from
+    the whole batch in a fixed order, never in the order the workers finish: the same command
+    gives the same points.
+
     Returns:
         (every candidate evaluated, the largest one-layer KL worth keeping as a search choice:
         twice the largest passing budget, or inf when none passed).
     """
     max_loss = explorer.base - explorer.target
+    width = max(1, explorer.capacity)
     law, outcomes, pairs = surrogate.PRIOR, [], []
     verdicts: dict[Candidate, bool] = {}
     best = None
-    for _ in range(MAX_BUDGETS):
-        budget = surrogate.next_budget(outcomes, law, max_loss)
-        if budget is None:
+    while len(outcomes) < MAX_BUDGETS:
+        budgets = surrogate.next_budgets(
+            outcomes, law, max_loss, min(width, MAX_BUDGETS - len(outcomes))
+        )
+        if not budgets:
             break
-        cand = combine.solve_knapsack(options, budget)
-        if cand not in verdicts:
-            scored = explorer.evaluate("knapsack", [cand], target=explorer.target)
-            if not scored:
-                break
-            (record,) = scored
-            verdicts[cand] = explorer.passes(record)
-            pairs.append((combine.predicted_damage(options, cand), explorer.base - record.accuracy))
-            law = surrogate.fit_power_law(pairs)
-            size = explorer.size_bytes(record)
-            if verdicts[cand] and (best is None or size < explorer.size_bytes(best)):
+        cands = {b: combine.solve_knapsack(options, b) for b in budgets}
+        new = list(dict.fromkeys(c for c in cands.values() if c not in verdicts))
+        scored = explorer.evaluate("knapsack", new, target=explorer.target) if new else []
+        if len(scored) < len(new):
+            break  # a worker was lost for good
+        for record, ok in zip(scored, explorer.verdicts(scored), strict=True):
+            verdicts[record.candidate] = ok
+            predicted = combine.predicted_damage(options, record.candidate)
+            pairs.append((predicted, explorer.base - record.accuracy))
+            if ok and (best is None or explorer.size_bytes(record) < explorer.size_bytes(best)):
                 best = record
-        outcomes.append((budget, verdicts[cand]))
+        law = surrogate.fit_power_law(pairs)
+        outcomes.extend((b, verdicts[c]) for b, c in cands.items())
     explorer.surrogate = law
     lo, _ = surrogate.bracket(outcomes)
     if best is None:
         return list(verdicts), math.inf
+    return polish(explorer, options, best, verdicts, width), 2 * lo if lo > 0 else math.inf
+
+
+def polish(
+    explorer: Explorer,
+    options: dict[str, list[Option]],
+    best,
+    verdicts: dict[Candidate, bool],
+    width: int,
+) -> list[Candidate]:
+    """Step 3: from ``best``, the ``width`` best one-layer moves not yet failed, evaluated
+    together; the first passing one in move order becomes the new point and a failed move is
+    not proposed again; until no move is left or the ``polish_per_layer`` budget is spent.
+    With ``width = 1`` it is the sequential polish (each move decides the next).
+
+    Returns:
+        Every candidate evaluated by steps 2 and 3 (``verdicts`` is updated in place).
+    """
     failed: set[tuple[str, int]] = set()
     left = explorer.config.polish_per_layer * len(options)
-    moved = True
-    while moved and left > 0:
-        moved = False
-        for cand in combine.polish_moves(options, best.candidate, excluded=frozenset(failed)):
-            if left <= 0:
-                break
-            left -= 1
-            scored = explorer.evaluate("polish", [cand], target=explorer.target, pass_fail=True)
-            if not scored:
-                continue
-            (record,) = scored
-            verdicts[cand] = explorer.passes(record)
-            if verdicts[cand]:
-                best, moved = record, True
-                break
-            (change,) = set(cand.k) - set(best.candidate.k)
-            failed.add(change)
-    return list(verdicts), 2 * lo if lo > 0 else math.inf
+    while left > 0:
+        moves = combine.polish_moves(options, best.candidate, excluded=frozenset(failed))
+        moves = moves[: min(width, left)]
+        if not moves:
+            break
+        left -= len(moves)
+        scored = explorer.evaluate("polish", moves, target=explorer.target, pass_fail=True)
+        by_cand = dict(zip([r.candidate for r in scored], explorer.verdicts(scored), strict=True))
+        moved = None
+        for cand in moves:
+            if cand not in by_cand:
+                continue  # lost with its worker
+            verdicts[cand] = by_cand[cand]
+            if by_cand[cand]:
+                moved = moved or next(r for r in scored if r.candidate == cand)
+            else:
+                (change,) = set(cand.k) - set(best.candidate.k)
+                failed.add(change)
+        best = moved or best
+    return list(verdicts)
