@@ -48,6 +48,23 @@ def test_the_sizer_equals_the_encoded_file_byte_for_byte(ks):
     assert sizer.size(entries) == len(data)
 
 
+def test_changed_raw_tensors_are_sized_as_the_file_stores_them():
+    """A corrected bias or BatchNorm counter keeps its length but changes its crc32, so the
+    deflated manifest (and the file) changes: ``raw_entry`` sizes the changed values."""
+    state = _state(np.random.default_rng(3))
+    sizer = ModelFileSizer(state, network="net", meta=META)
+    shared = {"fc.weight": share_weights(state["fc.weight"], 4, init="best", seed=0)}
+    changed = {
+        "conv1.bias": state["conv1.bias"] + np.float32(0.25),
+        "bn.num_batches_tracked": np.array(1, dtype=np.int64),
+    }
+    entries = {"fc.weight": sizer.shared_entry("fc.weight", shared["fc.weight"])}
+    entries |= {name: sizer.raw_entry(name, value) for name, value in changed.items()}
+    data = encode_model({**state, **changed}, shared, network="net", meta=META)
+    assert sizer.size(entries) == len(data)
+    assert entries["conv1.bias"] != sizer.raw_entry("conv1.bias", state["conv1.bias"])  # crc32
+
+
 def test_the_sizer_names_an_unknown_or_misshapen_tensor():
     state = _state(np.random.default_rng(2))
     sizer = ModelFileSizer(state, network="net", meta=META)
@@ -56,6 +73,8 @@ def test_the_sizer_names_an_unknown_or_misshapen_tensor():
         sizer.shared_entry("conv1.weight", sw)
     with pytest.raises(UserError, match=re.escape("'nope.weight' is not in the model")):
         sizer.size({"nope.weight": sizer.shared_entry("fc.weight", sw)})
+    with pytest.raises(UserError, match=re.escape("'fc.bias' of shape (9,)")):
+        sizer.raw_entry("fc.bias", np.zeros(9, np.float32))
 
 
 def test_the_file_meta_holds_settings_only():

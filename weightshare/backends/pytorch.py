@@ -346,6 +346,20 @@ class PyTorchBackend:
             self.model.eval()
         return len(norms)
 
+    def changed_state(self) -> dict[str, np.ndarray]:
+        """Every state-dict tensor other than the clusterable layers' weights whose value
+        differs from its pristine one now (what :meth:`shift_biases` and :meth:`reestimate_bn`
+        changed: biases, BatchNorm ``running_mean`` / ``running_var`` / ``num_batches_tracked``),
+        name -> numpy copy (its own dtype and shape), in state-dict order."""
+        import torch
+
+        weights = {f"{name}.weight" for name in self._modules}
+        return {
+            key: live.detach().numpy().copy()
+            for key, live in self._live.items()
+            if key not in weights and not torch.equal(live, self._pristine[key])
+        }
+
     def n_unclustered(self) -> int:
         clustered = {f"{name}.weight" for name in self._modules}
         return sum(

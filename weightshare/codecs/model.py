@@ -258,7 +258,9 @@ class ModelFileSizer:
 
     Every tensor not shared is stored ``raw``; its manifest entry (chunk length and crc32) is
     computed once here. A shared tensor's entry comes from :meth:`shared_entry` (cache it per
-    (layer, k)). A size then costs one manifest serialisation and deflate (about a millisecond
+    (layer, k)); a raw tensor whose values changed (a corrected bias, re-estimated BatchNorm
+    statistics) from :meth:`raw_entry`: same length, another crc32, so another deflated
+    manifest. A size then costs one manifest serialisation and deflate (about a millisecond
     for ResNet-20), and equals ``len(encode_model(state, shared, ...))`` byte for byte.
 
     Args:
@@ -299,11 +301,22 @@ class ModelFileSizer:
         payload = encode_shared(name, shared, coder=self.coder, codebook_dtype=self.codebook_dtype)
         return manifest_entry(payload)
 
-    def size(self, shared_entries: Mapping[str, dict]) -> int:
-        """Bytes of the file whose tensors named in ``shared_entries`` are stored shared (with
-        those :meth:`shared_entry` results) and all others raw."""
-        unknown = [name for name in shared_entries if name not in self._raw]
+    def raw_entry(self, name: str, array: np.ndarray) -> dict:
+        """The manifest entry of tensor ``name`` stored raw with the values ``array`` (same
+        shape as the model's tensor) instead of the model's own."""
+        array = np.asarray(array)
+        if self._shapes.get(name) != tuple(array.shape):
+            raise UserError(
+                f"tensor {name!r} of shape {array.shape} is not in the model "
+                f"(or has another shape: {self._shapes.get(name)})"
+            )
+        return manifest_entry(encode_raw(name, array))
+
+    def size(self, entries: Mapping[str, dict]) -> int:
+        """Bytes of the file whose tensors named in ``entries`` are stored as those entries say
+        (:meth:`shared_entry` or :meth:`raw_entry` results) and all others raw, as given."""
+        unknown = [name for name in entries if name not in self._raw]
         if unknown:
             raise UserError(f"tensor {unknown[0]!r} is not in the model")
-        entries = [shared_entries.get(name, raw) for name, raw in self._raw.items()]
+        entries = [entries.get(name, raw) for name, raw in self._raw.items()]
         return container_size(self.network, entries, self.meta)

@@ -27,6 +27,8 @@ from weightshare.validation import check_choice, check_int
 CLUSTERINGS = ("kmeans", "weighted")
 CORRECTIONS = ("bias", "bn")
 _NEEDS = {"weighted": "fisher", "bias": "input_means", "bn": "reestimate_bn"}
+# What every correction needs besides: the tensors it changed, for the model file's size.
+_CORRECTED = "changed_state"
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,8 @@ def check_backend(backend, options: PerBitOptions) -> None:
         options.correct
     )
     for option in asked:
-        if not hasattr(backend, _NEEDS[option]):
+        needs = [_NEEDS[option]] + ([_CORRECTED] if option in CORRECTIONS else [])
+        if not all(hasattr(backend, method) for method in needs):
             flag = "--clustering weighted" if option == "weighted" else f"--correct {option}"
             raise UserError(
                 f"{flag} needs gradients and activations, which the {backend.name} backend "
@@ -165,3 +168,8 @@ class Calibrator:
         if "bn" in self.options.correct:
             done["bn_layers"] = backend.reestimate_bn(self.calibration)
         return done
+
+    def corrected_tensors(self, backend) -> dict[str, np.ndarray]:
+        """The state tensors :meth:`apply` changed (state-dict name -> array, as the model
+        file stores them), read before ``restore()``; empty without ``--correct``."""
+        return getattr(backend, _CORRECTED)() if self.options.correct else {}

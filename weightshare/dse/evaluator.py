@@ -127,11 +127,20 @@ class Evaluator:
         with their table plus the fp32 codebook (cached per (layer, k))."""
         return 8.0 * sum(chunk["bytes"] for chunk in self._entry(layer, k)["chunks"])
 
-    def file_bytes(self, candidate: Candidate) -> int | None:
-        """Exact bytes of the candidate's model file, or None without a file sizer."""
+    def file_bytes(
+        self, candidate: Candidate, corrected: Mapping[str, np.ndarray] | None = None
+    ) -> int | None:
+        """Exact bytes of the candidate's model file, or None without a file sizer.
+
+        Args:
+            corrected: state tensors the ``--correct`` options changed (state-dict name ->
+                array, :meth:`Calibrator.corrected_tensors`); the file stores these values.
+        """
         if self.file_sizer is None:
             return None
         entries = {weight_key(n): self._entry(n, k) for n, k in candidate.as_dict().items()}
+        for name, value in (corrected or {}).items():
+            entries.setdefault(name, self.file_sizer.raw_entry(name, value))
         return self.file_sizer.size(entries)
 
     def evaluate(
@@ -152,13 +161,15 @@ class Evaluator:
         start = time.perf_counter()
         k_map = candidate.as_dict()
         shared = {name: self.cache.get(name, k) for name, k in k_map.items()}
-        scored, correct, out = 0, 0, []
+        scored, correct, out, corrected = 0, 0, [], {}
         try:
             if shared:
                 dense = {n: sw.dequantize() for n, sw in shared.items()}
                 self.backend.set_weights(dense)
                 if self.calibrator is not None:  # corrections are undone by restore()
                     self.calibrator.apply(self.backend, dense)
+                    if self.file_sizer is not None:  # the file stores the corrected tensors
+                        corrected = self.calibrator.corrected_tensors(self.backend)
                 for a, b, sub in self.parts(split):
                     out.append(self.backend.predict(sub))
                     correct += int((out[-1].argmax(axis=1) == labels[a:b]).sum())
@@ -185,7 +196,7 @@ class Evaluator:
                 for n, sw in shared.items()
             },
             bits_coded={n: self.coded_bits(n, k) for n, k in k_map.items()},
-            file_bytes=self.file_bytes(candidate),
+            file_bytes=self.file_bytes(candidate, corrected),
             kl=hurt.kl,
             flip=hurt.flip,
             cross_entropy=hurt.cross_entropy,
