@@ -111,4 +111,7 @@ def print_exploration_summary(doc: dict, paths) -> None:
             + verdict
         )
         console.print(f"k per layer: {best['k_per_layer']}")
+        if "sparsity_per_layer" in best:
+            pruned = best["sparsity_per_layer"]
+            console.print(f"sparsity per layer (magnitude, no retraining): {pruned}")
     console.print("wrote " + ", ".join(str(p) for p in paths))

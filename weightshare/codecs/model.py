@@ -210,7 +210,7 @@ def tensor_sizes(manifest: Manifest) -> list[TensorSize]:
 def _tensor_size(entry: TensorEntry) -> TensorSize:
     sizes = {chunk.kind: chunk.length for chunk in entry.chunks}
     original = entry.size * DTYPES[entry.dtype].itemsize
-    if entry.codec != "shared":
+    if entry.codec not in ("shared", "sparse_shared"):
         return TensorSize(entry.name, entry.codec, entry.size, original, entry.coded_bytes)
     return TensorSize(
         entry.name,
@@ -291,14 +291,18 @@ class ModelFileSizer:
     def __contains__(self, name: str) -> bool:
         return name in self._raw
 
-    def shared_entry(self, name: str, shared: SharedWeights) -> dict:
-        """The manifest entry of tensor ``name`` stored shared (its chunks coded for real)."""
-        if self._shapes.get(name) != tuple(shared.indices.shape):
+    def shared_entry(self, name: str, shared: SharedWeights | SparseShared) -> dict:
+        """The manifest entry of tensor ``name`` stored shared, or pruned and shared
+        (``sparse_shared``), its chunks coded for real."""
+        sparse = isinstance(shared, SparseShared)
+        shape = shared.shape if sparse else tuple(shared.indices.shape)
+        if self._shapes.get(name) != shape:
             raise UserError(
-                f"tensor {name!r} of shape {shared.indices.shape} is not in the model "
+                f"tensor {name!r} of shape {shape} is not in the model "
                 f"(or has another shape: {self._shapes.get(name)})"
             )
-        payload = encode_shared(name, shared, coder=self.coder, codebook_dtype=self.codebook_dtype)
+        encode = encode_sparse_shared if sparse else encode_shared
+        payload = encode(name, shared, coder=self.coder, codebook_dtype=self.codebook_dtype)
         return manifest_entry(payload)
 
     def raw_entry(self, name: str, array: np.ndarray) -> dict:

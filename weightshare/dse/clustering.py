@@ -36,7 +36,10 @@ from numbers import Real
 
 import numpy as np
 
+from weightshare.codecs.sparse import SparseShared
+from weightshare.dse.space import parse_choice
 from weightshare.errors import UserError
+from weightshare.pruning.magnitude import sparsity_mask
 from weightshare.types import GRANULARITIES, K_MAX, SharedWeights
 from weightshare.validation import check_choice, check_int
 
@@ -185,15 +188,63 @@ class ClusterCache:
                 values.setflags(write=False)
                 self._importance[name] = values
         self._shared: dict[tuple[str, int], SharedWeights] = {}
+        self._pruned: dict[tuple[str, int, float], SparseShared] = {}
+        self._masks: dict[tuple[str, float], np.ndarray] = {}
 
-    def get(self, layer: str, k: int) -> SharedWeights:
-        """The shared weights of ``layer`` at ``k``: computed on first use, then cached."""
+    def _check_layer(self, layer: str) -> None:
         if layer not in self._weights:
             names = sorted(self._weights)
             shown = ", ".join(repr(n) for n in names[:5]) + (", ..." if len(names) > 5 else "")
             raise UserError(
                 f"layer must be one of the {len(names)} cached layers ({shown}); got {layer!r}"
             )
+
+    def choice(self, layer: str, value: int | str) -> SharedWeights | SparseShared:
+        """``layer`` at a search choice (:func:`~weightshare.dse.space.choice`): :meth:`get` for
+        an int k, :meth:`pruned` for ``"k@s"``."""
+        k, sparsity = parse_choice(value)
+        return self.get(layer, k) if sparsity == 0 else self.pruned(layer, k, sparsity)
+
+    def pruned(self, layer: str, k: int, sparsity: float) -> SparseShared:
+        """``layer`` magnitude-pruned to ``sparsity`` without retraining (the ``round(sparsity
+        * n)`` smallest ``|w|`` removed, :func:`~weightshare.pruning.magnitude.sparsity_mask`),
+        its survivors shared with ``k`` values in one codebook (their importances, if any,
+        weight the k-means); removed weights decode to exact zeros. Cached per (layer, k,
+        sparsity).
+
+        Raises:
+            UserError: channel granularity (a pruned layer has one codebook), a sparsity
+                outside [0, 1) or one that removes every weight.
+        """
+        self._check_layer(layer)
+        k = check_int("k", k, 1, K_MAX)
+        key = (layer, k, float(sparsity))
+        if key in self._pruned:
+            return self._pruned[key]
+        if self._granularity != "layer":
+            raise UserError(
+                "pruned layers share one codebook: --prune-grid needs --granularity layer; "
+                f"got {self._granularity!r}"
+            )
+        if isinstance(sparsity, bool) or not 0.0 <= sparsity < 1.0:
+            raise UserError(f"sparsity of layer {layer!r} must be in [0, 1); got {sparsity!r}")
+        weights = self._weights[layer]
+        if (layer, key[2]) not in self._masks:
+            self._masks[(layer, key[2])] = sparsity_mask(weights, key[2])
+        mask = self._masks[(layer, key[2])]
+        if not mask.any():
+            raise UserError(
+                f"sparsity {sparsity!r} removes every one of the {weights.size} weights of "
+                f"layer {layer!r}"
+            )
+        importance = None if self._importance is None else self._importance[layer][mask]
+        shared = _share(weights[mask], k, "layer", self._init, self._seed, importance)
+        self._pruned[key] = SparseShared(mask, shared)
+        return self._pruned[key]
+
+    def get(self, layer: str, k: int) -> SharedWeights:
+        """The shared weights of ``layer`` at ``k``: computed on first use, then cached."""
+        self._check_layer(layer)
         k = check_int("k", k, 1, K_MAX)
         key = (layer, k)
         if key not in self._shared:
@@ -204,8 +255,8 @@ class ClusterCache:
         return self._shared[key]
 
     def __len__(self) -> int:
-        """Number of (layer, k) results computed so far."""
-        return len(self._shared)
+        """Number of (layer, k) and (layer, k, sparsity) results computed so far."""
+        return len(self._shared) + len(self._pruned)
 
 
 # --- validation (public edge) -------------------------------------------------------------

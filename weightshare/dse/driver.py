@@ -32,7 +32,7 @@ from weightshare.dse import sensitivity
 from weightshare.dse.executor import Task, WorkerLost
 from weightshare.dse.objective import ModelLayout
 from weightshare.dse.sensitivity import Option
-from weightshare.dse.space import FP32, Candidate, layer_grid, select_layers
+from weightshare.dse.space import FP32, Candidate, layer_choices, parse_choice, select_layers
 from weightshare.dse.strategies import DEFAULT_OPTIMIZATION, STRATEGIES
 from weightshare.dse.trials import Record, TrialStore
 from weightshare.errors import UserError
@@ -61,6 +61,9 @@ class ExploreConfig:
         early_stopping: where only pass/fail matters (the polish, two-step's confirmations),
             stop scoring a candidate once it has failed its target for certain.
         max_final: feasible Pareto points rescored on the whole search split and the holdout.
+        prune_grid: ``--prune-grid`` sparsities in [0, 1): each layer's choice becomes a
+            (k, sparsity) pair, the layer magnitude-pruned without retraining before sharing
+            (:func:`~weightshare.dse.space.layer_choices`); empty: sharing alone.
     """
 
     optimization: str = DEFAULT_OPTIMIZATION
@@ -76,6 +79,7 @@ class ExploreConfig:
     polish_per_layer: int = 3
     early_stopping: bool = True
     max_final: int = 6
+    prune_grid: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         check_choice("--optimization", self.optimization, tuple(STRATEGIES))
@@ -97,6 +101,9 @@ class ExploreConfig:
         check_int("--seed", self.seed, 0)
         check_int("polish_per_layer", self.polish_per_layer, 0)
         check_int("max_final", self.max_final, 1)
+        for s in self.prune_grid:
+            if isinstance(s, bool) or not isinstance(s, int | float) or not 0 <= s < 1:
+                raise UserError(f"every sparsity of --prune-grid must be in [0, 1); got {s!r}")
 
     def search_trials(self) -> int:
         if self.n_trials is not None:
@@ -114,6 +121,8 @@ class ExploreConfig:
             "size_model": self.size_model,
             "seed": self.seed,
             "population_size": self.population_size,
+            # recorded only when used: studies without the prune grid still resume
+            **({"prune_grid": list(self.prune_grid)} if self.prune_grid else {}),
         }
 
 
@@ -157,8 +166,10 @@ class Driver:
         self.layout = ModelLayout(info.n_weights, info.n_unclustered)
         self.split_sizes = info.splits
         self.explored = select_layers(self.layout.n_weights, config.skip_layers)
-        grid = config.k_grid
-        self.grids = {n: layer_grid(grid, self.layout.n_weights[n]) for n in self.explored}
+        self.grids = {
+            n: layer_choices(config.k_grid, config.prune_grid, self.layout.n_weights[n])
+            for n in self.explored
+        }
         self.full_split = "search_full" if "search_full" in self.split_sizes else None
         self.full_target = math.nan
         self.best_bytes = math.inf  # smallest size confirmed feasible on the whole search split
@@ -305,19 +316,16 @@ class Driver:
 
     # --- what strategies call (weightshare.dse.strategies.base.Explorer) ---------------------
 
-    def one_layer(self) -> dict[str, dict[int, Record]]:
-        """Step 1: layer -> k -> the Record of that layer shared alone, every (layer, k) of the
-        grids evaluated once (scored to the end: the damage curves must be complete)."""
+    def one_layer(self) -> dict[str, dict[int | str, Record]]:
+        """Step 1: layer -> choice -> the Record of that layer shared alone, every (layer,
+        choice) of the grids evaluated once (scored to the end: the damage curves must be
+        complete). With ``--prune-grid`` a choice is a (k, sparsity) pair."""
         if self._one_layer is None:
-            cfg = self.config
             records = self.evaluate(
                 "sensitivity",
                 sensitivity.one_layer_candidates(self.grids),
                 target=self.target,
-                params_of=lambda c: {
-                    "layer": (c.k[0][0], CategoricalDistribution(self.explored)),
-                    "k": (c.k[0][1], CategoricalDistribution(list(cfg.k_grid))),
-                },
+                params_of=self._one_layer_params,
             )
             self._one_layer = {}
             for rec in records:
@@ -329,6 +337,19 @@ class Driver:
     def capacity(self) -> int:
         """Evaluations the executor runs at once (its workers; 1 in-process)."""
         return self.executor.capacity
+
+    def _one_layer_params(self, candidate: Candidate) -> dict:
+        """The Optuna params of a step-1 trial: layer, k (and sparsity with a prune grid)."""
+        cfg = self.config
+        ((layer, value),) = candidate.k
+        k, sparsity = parse_choice(value)
+        params = {
+            "layer": (layer, CategoricalDistribution(self.explored)),
+            "k": (k, CategoricalDistribution(list(cfg.k_grid))),
+        }
+        if cfg.prune_grid:
+            params["sparsity"] = (sparsity, CategoricalDistribution(list(cfg.prune_grid)))
+        return params
 
     def passes(self, record: Record) -> bool:
         """Meets the target on the search images and, when the search split is scaled, on the

@@ -17,11 +17,12 @@ from weightshare.backends.base import Backend
 from weightshare.backends.scoring import accuracy_from_logits
 from weightshare.codecs.container import manifest_entry
 from weightshare.codecs.model import ModelFileSizer, weight_key
+from weightshare.codecs.sparse import SparseShared, encode_sparse_shared
 from weightshare.codecs.tensors import encode_shared
 from weightshare.dse.clustering import ClusterCache
 from weightshare.dse.correction import Calibrator
 from weightshare.dse.damage import damage
-from weightshare.dse.size import LayerSize, fixed_bits
+from weightshare.dse.size import layer_fixed_bits
 from weightshare.dse.space import Candidate
 from weightshare.networks.inputs import part
 from weightshare.types import EvalResult, LayerInfo, ModelDescription
@@ -70,7 +71,7 @@ class Evaluator:
             importance=None if calibrator is None else calibrator.importance,
         )
         self.calibrator = calibrator
-        self._entries: dict[tuple[str, int], dict] = {}
+        self._entries: dict[tuple[str, int | str], dict] = {}
         self._reference: dict[str, np.ndarray] = {}
         self._parts: dict[str, list[tuple[int, int, object]]] = {}
 
@@ -109,23 +110,27 @@ class Evaluator:
             splits={name: len(split) for name, split in self.splits.items()},
         )
 
-    def _entry(self, layer: str, k: int) -> dict:
-        """The model file's manifest entry of ``layer`` shared with ``k`` values (its chunks
-        ANS-coded for real; cached per (layer, k))."""
-        key = (layer, k)
+    def _entry(self, layer: str, choice: int | str) -> dict:
+        """The model file's manifest entry of ``layer`` at ``choice`` (shared with k values, or
+        pruned and shared: :func:`~weightshare.dse.space.choice`), its chunks ANS-coded for
+        real; cached per (layer, choice)."""
+        key = (layer, choice)
         if key not in self._entries:
-            shared = self.cache.get(layer, k)
+            shared = self.cache.choice(layer, choice)
             if self.file_sizer is not None:
                 entry = self.file_sizer.shared_entry(weight_key(layer), shared)
+            elif isinstance(shared, SparseShared):
+                entry = manifest_entry(encode_sparse_shared(layer, shared, **_CODED))
             else:
                 entry = manifest_entry(encode_shared(layer, shared, **_CODED))
             self._entries[key] = entry
         return self._entries[key]
 
-    def coded_bits(self, layer: str, k: int) -> float:
+    def coded_bits(self, layer: str, choice: int | str) -> float:
         """Real coded size of one clustered layer in bits: the model file's ANS-coded indices
-        with their table plus the fp32 codebook (cached per (layer, k))."""
-        return 8.0 * sum(chunk["bytes"] for chunk in self._entry(layer, k)["chunks"])
+        with their table plus the fp32 codebook, and the coded positions of a pruned layer
+        (cached per (layer, choice))."""
+        return 8.0 * sum(chunk["bytes"] for chunk in self._entry(layer, choice)["chunks"])
 
     def file_bytes(
         self, candidate: Candidate, corrected: Mapping[str, np.ndarray] | None = None
@@ -160,7 +165,7 @@ class Evaluator:
         n = len(labels)
         start = time.perf_counter()
         k_map = candidate.as_dict()
-        shared = {name: self.cache.get(name, k) for name, k in k_map.items()}
+        shared = {name: self.cache.choice(name, k) for name, k in k_map.items()}
         scored, correct, out, corrected = 0, 0, [], {}
         try:
             if shared:
@@ -191,10 +196,7 @@ class Evaluator:
             n_images=n,
             correct=int(acc.correct.sum()),
             seconds=time.perf_counter() - start,
-            bits_fixed={
-                n: fixed_bits(LayerSize(n, int(sw.indices.size), sw.k, sw.groups))
-                for n, sw in shared.items()
-            },
+            bits_fixed={n: layer_fixed_bits(n, sw) for n, sw in shared.items()},
             bits_coded={n: self.coded_bits(n, k) for n, k in k_map.items()},
             file_bytes=self.file_bytes(candidate, corrected),
             kl=hurt.kl,

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from weightshare.dse.driver import Driver, Outcome
+from weightshare.dse.space import FP32, parse_choice
 from weightshare.dse.trials import Record
 from weightshare.outputs import write_files_atomic
 
@@ -37,10 +38,17 @@ POINT_FIELDS = (
 def point(driver: Driver, outcome: Outcome, record: Record) -> dict:
     """One evaluated candidate as a JSON-able dict (sizes under both models, final scores)."""
     layout = driver.layout
+    settings = record.candidate.settings()
     out = {
         "trial": record.trial_id,
         "phase": record.phase,
-        "k_per_layer": record.candidate.as_dict(),
+        "k_per_layer": {n: k for n, (k, _) in settings.items()},
+        # with --prune-grid: each shared layer's magnitude-pruning sparsity (0.0: not pruned)
+        **(
+            {"sparsity_per_layer": {n: s for n, (_, s) in settings.items()}}
+            if driver.config.prune_grid
+            else {}
+        ),
         "accuracy_search": record.accuracy,
         "size_bytes": driver.size_bytes(record),
         "size_bytes_fixed": layout.model_bits(record.bits_fixed) / 8,
@@ -106,15 +114,20 @@ def results(
                 **({"weight_name": weight_names[name]} if weight_names.get(name) else {}),
                 "n_weights": n,
                 "explored": name in driver.grids,
-                "options": [
-                    {"k": o.k, "bits": o.bits, "kl": o.damage}
-                    for o in outcome.options.get(name, [])
-                ],
+                "options": [_option(driver, o) for o in outcome.options.get(name, [])],
             }
             for name, n in driver.layout.n_weights.items()
         ],
         "settings": settings,
     }
+
+
+def _option(driver: Driver, option) -> dict:
+    """One step-1 option of a layer: its k (0: fp32), its sparsity with ``--prune-grid``, its
+    size in bits and its one-layer KL."""
+    k, sparsity = (FP32, 0.0) if option.k == FP32 else parse_choice(option.k)
+    pruned = {"sparsity": sparsity} if driver.config.prune_grid else {}
+    return {"k": k, **pruned, "bits": option.bits, "kl": option.damage}
 
 
 def write(directory: Path, doc: dict, driver: Driver, outcome: Outcome) -> list[Path]:
@@ -157,12 +170,14 @@ def _trial_row(driver: Driver, r: Record) -> dict:
 
 
 def _csv(rows: list[dict]) -> bytes:
-    """Rows as CSV bytes; a ``k_per_layer`` mapping becomes a ``k`` column ``name=k;name=k``."""
+    """Rows as CSV bytes; a ``k_per_layer`` mapping becomes a ``k`` column ``name=k;name=k``
+    (and ``sparsity_per_layer`` a ``sparsity`` column ``name=s;name=s``)."""
     flat = []
     for row in rows:
         row = dict(row)
-        if "k_per_layer" in row:
-            row["k"] = ";".join(f"{n}={k}" for n, k in row.pop("k_per_layer").items())
+        for key, column in (("k_per_layer", "k"), ("sparsity_per_layer", "sparsity")):
+            if key in row:
+                row[column] = ";".join(f"{n}={v}" for n, v in row.pop(key).items())
         flat.append(row)
     fields = list(dict.fromkeys(key for row in flat for key in row)) or list(POINT_FIELDS)
     text = io.StringIO(newline="")
@@ -239,8 +254,9 @@ def _plots(
 
     if outcome.best is not None:
         names = list(driver.layout.n_weights)
+        settings = outcome.best.candidate.settings()
         k_map = outcome.best.candidate.as_dict()
-        bits = [math.log2(k_map[n]) if n in k_map else 32 for n in names]
+        bits = [math.log2(settings[n][0]) if n in settings else 32 for n in names]
         fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(names)), 4))
         ax.bar(
             range(len(names)), bits, color=["tab:blue" if n in k_map else "tab:gray" for n in names]
@@ -269,11 +285,11 @@ def _sensitivity_plot(one_layer: list[Record], order: list[str]):
     each k: one line per layer, or a layers x k heatmap of log10 KL when there are many."""
     from matplotlib import pyplot as plt
 
-    kl: dict[str, dict[int, float]] = {}
+    kl: dict[str, dict[int, float]] = {}  # one curve per layer (and sparsity, when pruned)
     for r in one_layer:
-        ((layer, k),) = r.candidate.k
-        kl.setdefault(layer, {})[k] = r.kl
-    layers = [n for n in order if n in kl]
+        ((layer, (k, sparsity)),) = r.candidate.settings().items()
+        kl.setdefault(layer if sparsity == 0 else f"{layer} s={sparsity:g}", {})[k] = r.kl
+    layers = sorted(kl, key=lambda n: (order.index(n.split(" ")[0]), n))
     ks = sorted({k for by_k in kl.values() for k in by_k})
     if len(layers) > HEATMAP_LAYERS:
         grid = np.full((len(layers), len(ks)), np.nan)

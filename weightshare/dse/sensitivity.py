@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from weightshare.dse.space import FP32, Candidate
+from weightshare.dse.space import FP32, Candidate, parse_choice
 
 
 @dataclass(frozen=True)
@@ -22,18 +22,19 @@ class Option:
     """One choice for one layer.
 
     Attributes:
-        k: shared values (``FP32`` = not clustered).
+        k: the layer's choice: shared values (``FP32`` = not clustered), or ``"k@s"`` with a
+            prune grid (:func:`~weightshare.dse.space.choice`).
         bits: the layer's size in bits under the chosen size model.
         damage: mean KL divergence (nats) from the fp32 outputs with only this layer shared.
     """
 
-    k: int
+    k: int | str
     bits: float
     damage: float
 
 
-def one_layer_candidates(grids: Mapping[str, Sequence[int]]) -> list[Candidate]:
-    """Every (layer, k) of the grids as a candidate that shares that layer only."""
+def one_layer_candidates(grids: Mapping[str, Sequence[int | str]]) -> list[Candidate]:
+    """Every (layer, choice) of the grids as a candidate that shares that layer only."""
     return [Candidate.of({layer: k}) for layer, ks in grids.items() for k in ks]
 
 
@@ -65,14 +66,15 @@ def paper_options(
     max_relaxations: int = 4,
 ) -> tuple[dict[str, list[int]], float]:
     """The seed's step-1 filter (Dupuis et al.): per layer and index bit width
-    ``ceil(log2 k)``, the most accurate k among those with ``accuracy > ratio * baseline``.
+    ``ceil(log2 k)``, the most accurate k among those with ``accuracy > ratio * baseline``
+    (with a prune grid: per index bit width and sparsity, the most accurate choice).
 
     If a layer has no such k, ``ratio`` is multiplied by ``relax`` and the filter rerun, at most
     ``max_relaxations`` times (0.99 -> 0.891 -> ...). Unlike the seed, a layer still left
     without a k then keeps fp32 (``[FP32]``) instead of crashing step 2.
 
     Args:
-        accuracies: layer -> {k: accuracy with only that layer shared}.
+        accuracies: layer -> {choice: accuracy with only that layer shared}.
         baseline: the fp32 accuracy on the same images.
         ratio: the MLPerf ratio (0.99 heavy, 0.98 light).
 
@@ -82,12 +84,13 @@ def paper_options(
     for _ in range(max_relaxations + 1):
         kept = {}
         for layer, by_k in accuracies.items():
-            best: dict[int, tuple[float, int]] = {}
-            for k, acc in sorted(by_k.items()):
+            best: dict[tuple[int, float], tuple[float, int | str]] = {}
+            for k, acc in sorted(by_k.items(), key=lambda item: parse_choice(item[0])):
                 if acc > ratio * baseline:
-                    bits = (k - 1).bit_length()
-                    if bits not in best or acc > best[bits][0]:
-                        best[bits] = (acc, k)
+                    n, sparsity = parse_choice(k)
+                    group = ((n - 1).bit_length(), sparsity)
+                    if group not in best or acc > best[group][0]:
+                        best[group] = (acc, k)
             kept[layer] = [best[b][1] for b in sorted(best)]
         if all(kept.values()):
             break

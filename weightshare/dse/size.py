@@ -8,7 +8,12 @@ Three sizes of the clustered layers:
   the empirical order-0 entropy of its index frequencies ``p``, plus the codebook entries in
   use. An ideal order-0 entropy coder approaches it; it counts no container overhead;
 * **coded**: :func:`coded_bits`, the bytes the model file's encoder really writes for the
-  layer (codebook + coded indices with their model table).
+  layer (codebook + coded indices with their model table; for a pruned layer also the coded
+  positions of its survivors, ``sparse_shared``).
+
+A layer pruned to ``nnz`` survivors before sharing (``--prune-grid``) has the fixed-length size
+:func:`pruned_fixed_bits`: the survivors' indices and the codebook as above, plus a bitmap of
+one bit per weight for the positions.
 
 The uncompressed baseline is always fp32: 32 bits per weight.
 """
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from weightshare.codecs.counts import group_counts, order0_bits
+from weightshare.codecs.sparse import SparseShared, sparse_chunks
 from weightshare.errors import UserError
 from weightshare.types import K_MAX, SharedWeights
 from weightshare.validation import check_int
@@ -64,6 +70,27 @@ def fixed_bits(layer: LayerSize) -> int:
     ``index_bits(k) * n_weights + codebook_bits * k * groups``.
     """
     return index_bits(layer.k) * layer.n_weights + layer.codebook_bits * layer.k * layer.groups
+
+
+def pruned_fixed_bits(layer: LayerSize, nnz: int) -> int:
+    """Fixed-length size in bits of ``layer`` magnitude-pruned to ``nnz`` survivors, then
+    shared: ``fixed_bits`` of the ``nnz`` survivors plus a ``layer.n_weights``-bit bitmap.
+
+    ``index_bits(k) * nnz + codebook_bits * k * groups + n_weights``.
+    """
+    nnz = check_int("nnz", nnz, 1, layer.n_weights)
+    survivors = LayerSize(layer.name, nnz, layer.k, layer.groups, layer.codebook_bits)
+    return fixed_bits(survivors) + layer.n_weights
+
+
+def layer_fixed_bits(name: str, shared: SharedWeights | SparseShared) -> int:
+    """Fixed-length size in bits of one clustered layer: :func:`fixed_bits`, or
+    :func:`pruned_fixed_bits` for a pruned one (a
+    :class:`~weightshare.codecs.sparse.SparseShared`)."""
+    if isinstance(shared, SparseShared):
+        layer = LayerSize(name, int(shared.mask.size), shared.shared.k)
+        return pruned_fixed_bits(layer, int(shared.shared.indices.size))
+    return fixed_bits(LayerSize(name, int(shared.indices.size), shared.k, shared.groups))
 
 
 def compression_ratio_fixed(layers: Sequence[LayerSize]) -> float:
@@ -125,13 +152,18 @@ def _check_layers(layers: Sequence[LayerSize]) -> None:
         raise UserError("layers must hold at least 1 layer; got 0")
 
 
-def coded_bits(shared: SharedWeights, *, coder: str = "ans", codebook_dtype: str = "fp32") -> int:
+def coded_bits(
+    shared: SharedWeights | SparseShared, *, coder: str = "ans", codebook_dtype: str = "fp32"
+) -> int:
     """Real coded size of one shared layer in bits: what the model file spends on it.
 
-    Runs the encoder of :mod:`weightshare.codecs` and counts the bytes of the layer's two
-    chunks: the codebook (``G x k_eff`` values of ``codebook_dtype``) and the coded indices,
-    whose model table (counts or code lengths) is inside them. Not counted: the layer's entry
-    in the (deflated) manifest, the file header and the unclustered tensors. Deterministic;
+    Runs the encoder of :mod:`weightshare.codecs` and counts the bytes of the layer's chunks:
+    the codebook (``G x k_eff`` values of ``codebook_dtype``) and the coded indices, whose
+    model table (counts or code lengths) is inside them; for a pruned layer
+    (:class:`~weightshare.codecs.sparse.SparseShared`) also its coded positions (gaps or
+    bitmap, whichever is smaller) and the indices of the survivors only. Not counted: the
+    layer's entry in the (deflated) manifest, the file header and the unclustered tensors.
+    Deterministic;
     costs one encode (tens of ns per weight for ``ans``), so callers cache it per (layer, k).
 
     Args:
@@ -148,5 +180,8 @@ def coded_bits(shared: SharedWeights, *, coder: str = "ans", codebook_dtype: str
     """
     from weightshare.codecs.tensors import shared_chunks
 
+    if isinstance(shared, SparseShared):
+        _, *chunks = sparse_chunks(shared, coder=coder, codebook_dtype=codebook_dtype)
+        return 8 * sum(len(chunk) for chunk in chunks)
     _, codebook, indices = shared_chunks(shared, coder=coder, codebook_dtype=codebook_dtype)
     return 8 * (len(codebook) + len(indices))

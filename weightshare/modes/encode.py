@@ -28,6 +28,7 @@ from weightshare.types import GRANULARITIES, K_MAX
 from weightshare.validation import check_choice, check_int, check_optional_choice
 
 DEFAULT_FILE_NAME = "model.wsz"
+CLUSTERED_CODECS = ("shared", "sparse_shared")  # tensors of shared values (pruned or not)
 _INERTIA_RTOL = 1e-9
 
 
@@ -38,6 +39,8 @@ class Selection:
     Attributes:
         network: registry name.
         k_per_layer: canonical layer name -> k (layers not named stay fp32).
+        sparsity: layer name -> magnitude-pruning sparsity of that layer before sharing
+            (``--prune-grid`` explorations; layers not named are not pruned).
         granularity: ``layer`` or ``channel``.
         init: k-means init setting (``best``, ``linear``, ``quantile``, ``kmeans++``).
         seed: k-means seed.
@@ -63,6 +66,7 @@ class Selection:
     inertia: dict[str, float] | None = None
     checkpoint_sha256: str | None = None
     perbit: PerBitOptions = field(default_factory=PerBitOptions)
+    sparsity: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,7 @@ def _from_results(path: Path, trial: int | str) -> Selection:
     point = pick_point(data, path, trial)
     where = f"{path} best.k_per_layer" if trial == "best" else f"{path} trial {trial}"
     k_map = _k_map(point.get("k_per_layer"), where)
+    sparsity = sparsity_map(point.get("sparsity_per_layer"), k_map, where)
     checkpoint = settings.get("checkpoint")
     if checkpoint is not None and not isinstance(checkpoint, str):
         raise UserError(f"{path}: settings.checkpoint must be a path or null; got {checkpoint!r}")
@@ -187,7 +192,28 @@ def _from_results(path: Path, trial: int | str) -> Selection:
         codebook_dtype=_setting(settings, "codebook_dtype", None, (None, *CODEBOOK_DTYPES), path),
         checkpoint_sha256=settings.get("checkpoint_sha256"),
         perbit=_perbit(settings, path),
+        sparsity=sparsity,
     )
+
+
+def sparsity_map(raw: Any, k_map: dict[str, int], where: str) -> dict[str, float]:
+    """A point's ``sparsity_per_layer`` (``--prune-grid`` explorations; absent or null: no
+    layer pruned): layer -> sparsity in [0, 1) of a layer the point shares; zeros dropped."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: sparsity_per_layer must be an object layer -> sparsity")
+    out = {}
+    for name, value in raw.items():
+        if name not in k_map:
+            raise UserError(f"{where}: sparsity_per_layer names {name!r}, which has no k")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+            raise UserError(
+                f"{where}: the sparsity of layer {name!r} must be a number in [0, 1); got {value!r}"
+            )
+        if value:
+            out[str(name)] = float(value)
+    return out
 
 
 def _from_evaluation(path: Path) -> Selection:
@@ -248,6 +274,7 @@ def run(config: EncodeConfig) -> dict:
     from weightshare.codecs.model import file_meta, weight_key
     from weightshare.dse.clustering import ClusterCache
     from weightshare.dse.correction import Calibrator
+    from weightshare.dse.space import choice
     from weightshare.networks import get_network
     from weightshare.networks.checkpoints import load_into, model_state
     from weightshare.networks.datasets import load_calibration
@@ -300,7 +327,9 @@ def run(config: EncodeConfig) -> dict:
         importance=calibrator.importance,
     )
     layers = tqdm(selection.k_per_layer.items(), desc="clustering", leave=False, disable=None)
-    shared_by_layer = {name: cache.get(name, k) for name, k in layers}
+    shared_by_layer = {
+        name: cache.choice(name, choice(k, selection.sparsity.get(name, 0.0))) for name, k in layers
+    }
     _check_reproduced(selection, shared_by_layer)
     if options.correct:  # the file stores the corrected biases / BatchNorm statistics
         dense = {name: sw.dequantize() for name, sw in shared_by_layer.items()}
@@ -331,6 +360,7 @@ def run(config: EncodeConfig) -> dict:
         "trial": selection.trial,
         "checkpoint": str(path),
         "k_per_layer": selection.k_per_layer,
+        **({"sparsity_per_layer": selection.sparsity} if selection.sparsity else {}),
         **selection.perbit.as_dict(),
     }
     data = encode_model(
@@ -386,7 +416,7 @@ def file_summary(manifest: Manifest) -> dict:
 
     sizes = tensor_sizes(manifest)
     original = sum(s.original_bytes for s in sizes)
-    clustered = [s for s in sizes if s.codec == "shared"]
+    clustered = [s for s in sizes if s.codec in CLUSTERED_CODECS]
     clustered_original = sum(s.original_bytes for s in clustered)
     clustered_stored = sum(s.stored_bytes for s in clustered)
     return {
@@ -398,7 +428,7 @@ def file_summary(manifest: Manifest) -> dict:
         "clustered_original_bytes": clustered_original,
         "clustered_stored_bytes": clustered_stored,
         "clustered_ratio": clustered_original / clustered_stored if clustered_stored else None,
-        "unclustered_bytes": sum(s.stored_bytes for s in sizes if s.codec != "shared"),
+        "unclustered_bytes": sum(s.stored_bytes for s in sizes if s.codec not in CLUSTERED_CODECS),
         "layers": [
             {
                 "name": s.name,

@@ -71,6 +71,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "paper: the seed's 81 values 2..1024)",
     )
     g.add_argument(
+        "--prune-grid",
+        default=None,
+        metavar="S1,S2,...",
+        help="joint retraining-free search: each layer's choice becomes (k, sparsity), the layer "
+        "magnitude-pruned to a sparsity of this grid (e.g. 0,0.5,0.7,0.8,0.9) before its "
+        "survivors are shared; sizes are the sparse coded bytes (default: off, sharing alone)",
+    )
+    g.add_argument(
         "--skip-layers", default=None, metavar="REGEX", help="layers whose name matches stay fp32"
     )
     g.add_argument(
@@ -140,7 +148,7 @@ def main(args: argparse.Namespace) -> int:
     """``--mode exploration`` from parsed flags; returns the exit code."""
     from weightshare.dse import study_lock
     from weightshare.dse.driver import ExploreConfig
-    from weightshare.dse.space import k_grid, parse_k_grid
+    from weightshare.dse.space import k_grid, parse_k_grid, parse_prune_grid
     from weightshare.dse.trials import open_storage
     from weightshare.modes.loading import model_options
     from weightshare.networks import MLPERF_RATIO, get_network
@@ -160,6 +168,12 @@ def main(args: argparse.Namespace) -> int:
     if args.k_grid is not None:  # "" is refused, not read as "the default grid"
         grid = parse_k_grid(args.k_grid)
     k_max = args.k_max if args.k_max is not None else (max(grid) if grid else 256)
+    prune_grid = () if args.prune_grid is None else parse_prune_grid(args.prune_grid)
+    if prune_grid and args.granularity != "layer":
+        raise UserError(
+            "--prune-grid shares each pruned layer's survivors in one codebook: it needs "
+            f"--granularity layer; got {args.granularity!r}"
+        )
     config = ExploreConfig(
         optimization=args.optimization,
         with_local_optimization=bool(args.with_local_optimization),
@@ -171,6 +185,7 @@ def main(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         population_size=args.population_size,
         seed=args.seed,
+        prune_grid=prune_grid,
     )
     out_dir = check_output_dir("--log_file", args.log_file or Path("runs") / spec.name)
     storage = args.storage or f"sqlite:///{out_dir.resolve() / 'study.db'}"

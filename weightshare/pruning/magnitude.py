@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
+
 from weightshare.errors import UserError
 
 
@@ -28,6 +30,35 @@ def _check_fraction(name: str, value: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < high:
         raise UserError(f"{name} must be a float in [0, {high:g}); got {value!r}")
     return float(value)
+
+
+def sparsity_mask(
+    weights: np.ndarray, sparsity: float, keep: np.ndarray | None = None
+) -> np.ndarray:
+    """Keep-mask that removes the ``round(sparsity * n)`` smallest ``|w|`` of one tensor.
+
+    The one rule of magnitude pruning by target sparsity (numpy, no framework): the exploration's
+    ``--prune-grid`` and :func:`magnitude_masks` both call it.
+
+    Args:
+        weights: floating-point array of any shape, ``n`` elements.
+        sparsity: fraction of the ``n`` weights to remove, in [0, 1) (trusted).
+        keep: current bool mask of the weights' shape (iterative pruning), or None: weights
+            it already removes are removed first and stay removed.
+
+    Returns:
+        bool array of the weights' shape, ``True`` = kept; ties in ``|w|`` are broken by flat
+        position (a stable sort), so exactly ``round(sparsity * n)`` weights are removed.
+    """
+    magnitude = np.abs(np.asarray(weights)).reshape(-1)
+    if keep is not None:
+        magnitude = np.where(np.asarray(keep).reshape(-1), magnitude, -1.0).astype(magnitude.dtype)
+    n_remove = round(sparsity * magnitude.size)
+    out = np.ones(magnitude.size, dtype=bool)
+    out[np.argsort(magnitude, kind="stable")[:n_remove]] = False
+    if keep is not None:
+        out &= np.asarray(keep).reshape(-1)
+    return out.reshape(np.shape(weights))
 
 
 def magnitude_masks(
@@ -68,24 +99,15 @@ def magnitude_masks(
         if value is None:
             out[key] = keep
             continue
-        magnitude = w.abs()
         if quality is not None:
             q = _check_fraction(f"quality of {key}", value, 100.0)
             kept = w[keep]
             threshold = q * float(kept.std()) if kept.numel() > 1 else 0.0
-            keep &= magnitude >= threshold
+            keep &= w.abs() >= threshold
         else:
             s = _check_fraction(f"sparsity of {key}", value, 1.0)
-            n_remove = round(s * w.numel())
-            order = torch.argsort(
-                torch.where(keep, magnitude, torch.full_like(magnitude, -1.0)).flatten(),
-                stable=True,
-            )
-            keep = torch.ones(w.numel(), dtype=torch.bool)
-            keep[order[:n_remove]] = False
-            keep = keep.reshape(w.shape)
-            if old is not None:
-                keep &= old
+            old_np = None if old is None else old.numpy()
+            keep = torch.from_numpy(sparsity_mask(w.numpy(), s, old_np))
         out[key] = keep
     unknown = [k for k in (masks or {}) if k not in weights]
     if unknown:
