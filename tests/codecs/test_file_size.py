@@ -9,9 +9,15 @@ import numpy as np
 import pytest
 
 from weightshare.codecs.container import container_size, manifest_entry, write_container
-from weightshare.codecs.model import ModelFileSizer, encode_model, file_meta, weight_key
+from weightshare.codecs.model import (
+    ModelFileSizer,
+    decode_model,
+    encode_model,
+    file_meta,
+    weight_key,
+)
 from weightshare.codecs.tensors import encode_raw
-from weightshare.dse.clustering import share_weights
+from weightshare.dse.clustering import ClusterCache, share_weights
 from weightshare.errors import UserError
 
 META = file_meta(granularity="layer", init="best", seed=0, coder="ans", codebook_dtype="fp32")
@@ -85,3 +91,22 @@ def test_the_file_meta_holds_settings_only():
         "coder": "ans",
         "codebook_dtype": "fp32",
     }
+
+
+@pytest.mark.parametrize(
+    "choices", [{"fc": "4@0.5"}, {"conv1": "2@0.9", "fc": 16}, {"conv1": "16@0.3", "fc": "8@0.8"}]
+)
+def test_the_sizer_equals_the_file_with_pruned_layers_byte_for_byte(choices):
+    state = _state(np.random.default_rng(3))
+    sizer = ModelFileSizer(state, network="net", meta=META)
+    cache = ClusterCache({name: state[weight_key(name)] for name in choices}, seed=0)
+    shared = {weight_key(name): cache.choice(name, value) for name, value in choices.items()}
+    entries = {key: sizer.shared_entry(key, sw) for key, sw in shared.items()}
+    data = encode_model(state, shared, network="net", meta=META)
+    assert sizer.size(entries) == len(data)
+    decoded = decode_model(data).state
+    for key, sw in shared.items():
+        assert np.array_equal(decoded[key], sw.dequantize())
+    codecs = {e.name: e.codec for e in decode_model(data).manifest.tensors}
+    pruned = {weight_key(n) for n, v in choices.items() if isinstance(v, str)}
+    assert {n for n, c in codecs.items() if c == "sparse_shared"} == pruned

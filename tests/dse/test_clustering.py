@@ -19,6 +19,7 @@ from weightshare.dse.clustering import (
     share_weights,
 )
 from weightshare.errors import UserError
+from weightshare.pruning.magnitude import sparsity_mask
 
 ALL_INITS = (*INIT_METHODS, "best")
 
@@ -515,3 +516,32 @@ def test_importance_is_validated():
         share_weights(weights, 2, importance=bad)
     with pytest.raises(UserError, match="importance must cover every layer; 'b' has none"):
         ClusterCache({"a": weights, "b": weights}, importance={"a": np.ones((4, 4))})
+
+
+def test_a_pruned_layer_shares_its_largest_magnitudes_and_decodes_exact_zeros():
+    w = np.random.default_rng(0).standard_normal((8, 25)).astype(np.float32)
+    cache = ClusterCache({"fc": w}, seed=0)
+    sparse = cache.pruned("fc", 4, 0.75)
+    assert int(sparse.mask.sum()) == 50
+    assert np.array_equal(sparse.mask, sparsity_mask(w, 0.75))
+    assert np.abs(w[sparse.mask]).min() >= np.abs(w[~sparse.mask]).max()
+    expected = share_weights(w[sparse.mask], 4, seed=0)  # the survivors alone, one codebook
+    assert np.array_equal(sparse.shared.codebook, expected.codebook)
+    assert np.array_equal(sparse.shared.indices, expected.indices)
+    dense = sparse.dequantize()
+    assert dense.dtype == np.float32 and dense.shape == w.shape
+    assert (dense[~sparse.mask] == 0).all()
+    assert np.array_equal(dense[sparse.mask], expected.dequantize())
+    assert cache.pruned("fc", 4, 0.75) is sparse and cache.choice("fc", "4@0.75") is sparse
+    assert cache.choice("fc", 4) is cache.get("fc", 4)
+    assert len(cache) == 2
+
+
+def test_pruning_needs_layer_codebooks_and_a_survivor():
+    w = np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)
+    with pytest.raises(UserError, match="--prune-grid needs --granularity layer; got 'channel'"):
+        ClusterCache({"fc": w}, granularity="channel").pruned("fc", 2, 0.5)
+    with pytest.raises(UserError, match="removes every one of the 12 weights of layer 'fc'"):
+        ClusterCache({"fc": w}).pruned("fc", 2, 0.99)
+    with pytest.raises(UserError, match=r"sparsity of layer 'fc' must be in \[0, 1\)"):
+        ClusterCache({"fc": w}).pruned("fc", 2, 1.0)

@@ -107,3 +107,27 @@ def test_a_confirmation_left_without_its_search_score_is_not_reported(tmp_path, 
     _, again = _run(tmp_path, executor)
     assert again.best.candidate == first.best.candidate
     assert orphan.key() not in {r.candidate.key() for r in again.pareto}
+
+
+PRUNED = ExploreConfig(
+    k_grid=(4, 16), prune_grid=(0.0, 0.5), n_trials=6, population_size=4, max_final=1
+)
+
+
+def test_the_prune_grid_searches_k_and_sparsity_pairs(tmp_path, executor):
+    settings = {"network": NAME, "dataset_scale": SCALE, **PRUNED.identity()}
+    driver, outcome = _run(tmp_path, executor, PRUNED, settings)
+    assert PRUNED.identity()["prune_grid"] == [0.0, 0.5]
+    assert "prune_grid" not in CONFIG.identity()  # off: the study identity of today
+    layers = [layer.name for layer in executor.evaluator.layers]
+    # step 1: every layer alone at every (k, sparsity) pair, sizes measured per pair
+    one_layer = {r.candidate.key(): r for r in driver.store.records("sensitivity")}
+    assert sorted(one_layer) == sorted(
+        f"{n}={v}" for n in layers for v in (4, 16, "4@0.5", "16@0.5")
+    )
+    for n in layers:  # half the weights pruned: fewer coded bits at the same k
+        assert one_layer[f"{n}=16@0.5"].bits_coded[n] < one_layer[f"{n}=16"].bits_coded[n]
+    assert outcome.best is not None
+    # a rerun with the grid off is another study
+    with pytest.raises(UserError, match="prune_grid"):
+        TrialStore(f"sqlite:///{tmp_path / 'study.db'}", {**settings, "prune_grid": None})

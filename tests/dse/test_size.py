@@ -6,15 +6,19 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from weightshare.dse.clustering import share_weights
+from weightshare.codecs.sparse import encode_sparse_shared
+from weightshare.dse.clustering import ClusterCache, share_weights
 from weightshare.dse.size import (
     LayerSize,
+    coded_bits,
     compression_ratio_entropy,
     compression_ratio_fixed,
     compression_ratio_model,
     entropy_bits,
     fixed_bits,
     index_bits,
+    layer_fixed_bits,
+    pruned_fixed_bits,
 )
 from weightshare.errors import UserError
 
@@ -126,3 +130,25 @@ def test_ratios_reject_bad_arguments():
         compression_ratio_entropy([])
     with pytest.raises(UserError, match=r"^k must be an int in \[1, 65536\]; got 0$"):
         index_bits(0)
+
+
+def test_a_pruned_layer_costs_its_survivors_indices_the_codebook_and_a_bitmap():
+    # 30 survivors of 100 weights, k = 4: 2-bit indices, 4 fp32 values, 100 bitmap bits
+    assert pruned_fixed_bits(LayerSize("fc", 100, 4), 30) == 2 * 30 + 32 * 4 + 100 == 288
+    w = np.random.default_rng(0).standard_normal((10, 10)).astype(np.float32)
+    sparse = ClusterCache({"fc": w}, seed=0).pruned("fc", 4, 0.7)
+    assert int(sparse.mask.sum()) == 30
+    assert layer_fixed_bits("fc", sparse) == 288
+    assert layer_fixed_bits("fc", share_weights(w, 4)) == fixed_bits(LayerSize("fc", 100, 4))
+    with pytest.raises(UserError, match="nnz"):
+        pruned_fixed_bits(LayerSize("fc", 100, 4), 101)
+
+
+def test_coded_bits_of_a_pruned_layer_are_its_three_chunks():
+    w = np.random.default_rng(1).standard_normal((16, 64)).astype(np.float32)
+    sparse = ClusterCache({"fc": w}, seed=0).pruned("fc", 8, 0.8)
+    payload = encode_sparse_shared("fc", sparse, coder="ans", codebook_dtype="fp32")
+    assert [kind for kind, _ in payload.chunks] == ["codebook", "positions", "indices"]
+    assert coded_bits(sparse) == 8 * sum(len(data) for _, data in payload.chunks)
+    # fewer bits than the same k without pruning: 205 survivors' indices + positions
+    assert coded_bits(sparse) < coded_bits(share_weights(w, 8))

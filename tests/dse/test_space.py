@@ -3,9 +3,13 @@ import pytest
 from weightshare.dse.space import (
     DEFAULT_K_GRID,
     Candidate,
+    choice,
     k_grid,
+    layer_choices,
     layer_grid,
+    parse_choice,
     parse_k_grid,
+    parse_prune_grid,
     select_layers,
 )
 from weightshare.errors import UserError
@@ -54,3 +58,33 @@ def test_select_layers_and_layer_grid():
     with pytest.raises(UserError, match="not a valid regular expression"):
         select_layers(names, "(")
     assert layer_grid((2, 4, 8, 16), 10) == (2, 4, 8)
+
+
+def test_a_pruned_choice_is_k_at_sparsity_and_round_trips():
+    assert choice(16) == 16 and choice(16, 0.0) == 16 and choice(16, 0.5) == "16@0.5"
+    assert parse_choice("16@0.5") == (16, 0.5) and parse_choice(16) == (16, 0.0)
+    cand = Candidate.of({"fc1": "16@0.5", "conv1": 4, "fc2": 0})
+    assert cand.key() == "conv1=4,fc1=16@0.5"
+    assert Candidate.parse(cand.key()) == cand
+    assert cand.settings() == {"conv1": (4, 0.0), "fc1": (16, 0.5)}
+    assert Candidate.parse("fc1=16@0.0") == Candidate.of({"fc1": 16})  # unpruned: a plain int
+
+
+@pytest.mark.parametrize("value", ["16@1.0", "16@-0.1", "0", "x@0.5", "16@y", True, 2.5, None])
+def test_a_bad_choice_names_the_accepted_forms(value):
+    with pytest.raises(UserError, match="choice"):
+        parse_choice(value)
+
+
+def test_parse_prune_grid():
+    assert parse_prune_grid("0.9, 0,0.5,0.5") == (0.0, 0.5, 0.9)
+    for text in ("", "1", "-0.1", "0.5,a", ","):
+        with pytest.raises(UserError, match=r"--prune-grid must be comma-separated sparsities"):
+            parse_prune_grid(text)
+
+
+def test_layer_choices_pair_every_k_with_every_sparsity_within_the_survivors():
+    assert layer_choices((2, 4, 16), (), 10) == (2, 4)  # no prune grid: the k grid as today
+    # 10 weights: 0.5 keeps 5 (k <= 5), 0.9 keeps 1 (the smallest k only)
+    assert layer_choices((2, 4, 16), (0.0, 0.5, 0.9), 10) == (2, 4, "2@0.5", "4@0.5", "2@0.9")
+    assert layer_choices((2, 4), (0.95,), 10) == ()  # round(9.5) = 10 removes every weight

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,6 +15,7 @@ from weightshare.pruning.magnitude import (
     magnitude_masks,
     masks_from_zeros,
     prunable,
+    sparsity_mask,
 )
 from weightshare.pruning.retrain import iterative_prune, retrain
 
@@ -96,3 +98,23 @@ def test_iterative_schedule_reaches_the_final_sparsity(small_search):
     )
     assert seen == [(1, 0.5), (2, 0.25)]
     assert kept_fraction(masks)["fc1.weight"] == 0.25
+
+
+def test_sparsity_mask_removes_the_smallest_magnitudes_ties_by_position():
+    w = np.array([0.3, -0.1, 0.2, -0.3, 0.0, 0.1], dtype=np.float32)
+    assert sparsity_mask(w, 0.5).tolist() == [True, False, True, True, False, False]
+    # round(6 / 3) = 2 removed: of the tied |0.1|, the earlier position goes first
+    assert sparsity_mask(w, 1 / 3).tolist() == [True, False, True, True, False, True]
+    # a removed weight (here the largest) stays removed and counts as the smallest
+    keep = np.array([False, True, True, True, True, True])
+    assert sparsity_mask(w, 0.5, keep).tolist() == [False, False, True, True, False, True]
+    whole = sparsity_mask(w.reshape(2, 3), 0.0)
+    assert whole.all() and whole.shape == (2, 3)
+
+
+def test_magnitude_masks_and_sparsity_mask_are_one_rule():
+    model = _model(LeNet5)
+    masks = magnitude_masks(model, sparsity=0.7)
+    for key, mask in masks.items():
+        w = prunable(model)[key].detach().numpy()
+        assert np.array_equal(mask.numpy(), sparsity_mask(w, 0.7))
