@@ -23,7 +23,7 @@ def print_layer_table(result: dict) -> None:
             row["name"],
             row["kind"],
             f"{row['n_weights']:,}",
-            "fp32" if row["k"] is None else str(row["k"]),
+            "fp32" if row["k"] is None else _k_text(row),
             f"{row['bits']:.3f}",
             "" if row["inertia"] is None else f"{row['inertia']:.4g}",
             row["init"] or "",
@@ -44,12 +44,19 @@ def print_layer_table(result: dict) -> None:
         f"{100 * (cand['accuracy_holdout'] - base['accuracy_holdout']):+.2f}",
     )
     console.print(summary)
+    estimate = result["compression_ratio_entropy_estimate"]
     console.print(
         "compression ratio: "
         f"fixed-length {result['compression_ratio_fixed']:.2f}x (clustered layers), "
-        f"whole model {result['compression_ratio_model']:.2f}x, "
-        f"entropy estimate {result['compression_ratio_entropy_estimate']:.2f}x (clustered layers)"
+        f"whole model {result['compression_ratio_model']:.2f}x"
+        + ("" if estimate is None else f", entropy estimate {estimate:.2f}x (clustered layers)")
     )
+
+
+def _k_text(row: dict) -> str:
+    """A layer's k, with its pruning sparsity when it has one (``16 @ 50 %``)."""
+    sparsity = row.get("sparsity") or 0.0
+    return str(row["k"]) + (f" @ {100 * sparsity:g} %" if sparsity else "")
 
 
 def print_exploration_summary(doc: dict, paths) -> None:

@@ -19,10 +19,11 @@ from typing import Any
 from weightshare.codecs.codebook import CODEBOOK_DTYPES
 from weightshare.codecs.coders import CODER_NAMES, DEFAULT_CODER
 from weightshare.codecs.container import Manifest
+from weightshare.codecs.sparse import SparseShared
 from weightshare.dse.clustering import INIT_CHOICES
 from weightshare.dse.correction import PerBitOptions
 from weightshare.errors import UserError
-from weightshare.modes.results_points import is_results, pick_point
+from weightshare.modes.results_points import is_results, pick_point, sparsity_map
 from weightshare.outputs import check_output_file, write_bytes_atomic, write_text_atomic
 from weightshare.types import GRANULARITIES, K_MAX
 from weightshare.validation import check_choice, check_int, check_optional_choice
@@ -196,32 +197,12 @@ def _from_results(path: Path, trial: int | str) -> Selection:
     )
 
 
-def sparsity_map(raw: Any, k_map: dict[str, int], where: str) -> dict[str, float]:
-    """A point's ``sparsity_per_layer`` (``--prune-grid`` explorations; absent or null: no
-    layer pruned): layer -> sparsity in [0, 1) of a layer the point shares; zeros dropped."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise UserError(f"{where}: sparsity_per_layer must be an object layer -> sparsity")
-    out = {}
-    for name, value in raw.items():
-        if name not in k_map:
-            raise UserError(f"{where}: sparsity_per_layer names {name!r}, which has no k")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-            raise UserError(
-                f"{where}: the sparsity of layer {name!r} must be a number in [0, 1); got {value!r}"
-            )
-        if value:
-            out[str(name)] = float(value)
-    return out
-
-
 def _from_evaluation(path: Path) -> Selection:
     data = _load_json(path)
     layers = data.get("layers") if isinstance(data, dict) else None
     if not isinstance(layers, list) or not isinstance(data.get("network"), str):
         raise UserError(f"{path} is not an evaluation.json (needs 'network' and 'layers')")
-    k_map, inertia = {}, {}
+    k_map, inertia, pruned = {}, {}, {}
     for row in layers:
         if not isinstance(row, dict) or not isinstance(row.get("name"), str):
             raise UserError(f"{path}: every entry of 'layers' needs a 'name'")
@@ -230,6 +211,8 @@ def _from_evaluation(path: Path) -> Selection:
         k_map[row["name"]] = check_int(f"k of layer {row['name']!r} in {path}", row["k"], 1, K_MAX)
         if isinstance(row.get("inertia"), float | int):
             inertia[row["name"]] = float(row["inertia"])
+        if row.get("sparsity") is not None:
+            pruned[row["name"]] = row["sparsity"]
     if not k_map:
         raise UserError(f"{path} clusters no layer (every k is null)")
     checkpoint = data.get("checkpoint")
@@ -244,6 +227,7 @@ def _from_evaluation(path: Path) -> Selection:
         trial="evaluation",
         inertia=inertia,
         perbit=_perbit(data, path),
+        sparsity=sparsity_map(pruned, k_map, str(path)),
     )
 
 
@@ -399,7 +383,8 @@ def _resolve_checkpoint(selection: Selection, config: EncodeConfig) -> Path | No
 def _check_reproduced(selection: Selection, shared: dict) -> None:
     """Re-clustering must give the evaluated candidate: compare the recorded inertias."""
     for name, recorded in (selection.inertia or {}).items():
-        got = shared[name].inertia
+        sw = shared[name]
+        got = (sw.shared if isinstance(sw, SparseShared) else sw).inertia  # survivors if pruned
         if abs(got - recorded) > _INERTIA_RTOL * max(abs(recorded), 1e-30):
             raise UserError(
                 f"re-clustering layer {name!r} gives inertia {got:.9g}, {selection.source} "

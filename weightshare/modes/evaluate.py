@@ -16,7 +16,7 @@ from weightshare.dse.clustering import INIT_CHOICES
 from weightshare.dse.correction import CLUSTERINGS, PerBitOptions, parse_correct
 from weightshare.errors import UserError
 from weightshare.modes.model_choice import ModelChoice, model_choice_flags
-from weightshare.modes.results_points import is_results, pick_point
+from weightshare.modes.results_points import is_results, pick_point, sparsity_map
 from weightshare.networks import get_network
 from weightshare.outputs import check_output_dir, write_text_atomic
 from weightshare.types import GRANULARITIES, K_MAX
@@ -31,6 +31,8 @@ class EvaluateConfig(ModelChoice):
     Attributes:
         k: one k for every clusterable layer, or None when ``k_per_layer`` is given.
         k_per_layer: layer name -> k; layers not named stay fp32.
+        sparsity: layer name -> magnitude-pruning sparsity of a layer of ``k_per_layer``
+            before sharing (a ``--prune-grid`` point of results.json); None: none pruned.
         log_file: directory for ``evaluation.json`` (None: print only).
         k_source: where ``k_per_layer`` came from, ``{"file", "trial"}`` (recorded in
             evaluation.json as ``k_per_layer_source``), or None.
@@ -43,9 +45,18 @@ class EvaluateConfig(ModelChoice):
     log_file: Path | None = None
     k_source: dict | None = None
     perbit: PerBitOptions = field(default_factory=PerBitOptions)
+    sparsity: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        named = set(self.k_per_layer or ())
+        if self.sparsity and set(self.sparsity) - named:
+            raise UserError("a pruned layer's sparsity needs its k in --k-per-layer")
+        if self.sparsity and self.granularity != "layer":
+            raise UserError(
+                "pruned layers share one codebook: a --prune-grid point needs --granularity "
+                f"layer; got {self.granularity!r}"
+            )
         if (self.k is None) == (self.k_per_layer is None):
             raise UserError("give exactly one of --k and --k-per-layer")
         if self.k is not None:
@@ -78,12 +89,14 @@ class KPerLayerFile:
         file: the path as given.
         trial: the results.json trial id picked (None for a plain layer -> k map).
         network: the network results.json explored (None for a plain map).
+        sparsity: layer -> sparsity of the point's pruned layers (``--prune-grid``), else empty.
     """
 
     k_per_layer: dict[str, int]
     file: str
     trial: int | None = None
     network: str | None = None
+    sparsity: dict[str, float] = field(default_factory=dict)
 
 
 def read_k_per_layer(path: str | Path, trial: int | str = "best") -> KPerLayerFile:
@@ -104,11 +117,11 @@ def read_k_per_layer(path: str | Path, trial: int | str = "best") -> KPerLayerFi
         raise UserError(f"--k-per-layer file {path} cannot be read ({exc})") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"--k-per-layer file {path} is not valid JSON ({exc})") from None
-    picked, network = None, None
+    picked, network, pruned = None, None, None
     if is_results(data):
         point = pick_point(data, Path(path), trial)
         picked, network = point.get("trial"), data["network"]
-        data = point.get("k_per_layer")
+        data, pruned = point.get("k_per_layer"), point.get("sparsity_per_layer")
     elif trial != "best":
         raise UserError(
             f"--trial {trial} picks a candidate of an exploration's results.json; "
@@ -120,7 +133,8 @@ def read_k_per_layer(path: str | Path, trial: int | str = "best") -> KPerLayerFi
             "an exploration's results.json"
         )
     k_map = {str(name): validate_k(k, f"k of layer {name!r} in {path}") for name, k in data.items()}
-    return KPerLayerFile(k_map, str(path), picked, network)
+    sparsity = sparsity_map(pruned, k_map, f"--k-per-layer {path}")
+    return KPerLayerFile(k_map, str(path), picked, network, sparsity)
 
 
 def resolve_k_map(
@@ -140,16 +154,11 @@ def resolve_k_map(
 def run(config: EvaluateConfig) -> dict:
     """Evaluate one weight-sharing candidate; print the table and return evaluation.json's dict."""
     from weightshare.backends.factory import check_fit
+    from weightshare.codecs.sparse import SparseShared
     from weightshare.console import print_layer_table
     from weightshare.dse.correction import Calibrator, check_backend
-    from weightshare.dse.size import (
-        LayerSize,
-        compression_ratio_entropy,
-        compression_ratio_fixed,
-        compression_ratio_model,
-        entropy_bits,
-        fixed_bits,
-    )
+    from weightshare.dse.objective import ModelLayout
+    from weightshare.dse.size import compression_ratio_entropy, entropy_bits, layer_fixed_bits
     from weightshare.modes.loading import (
         load_backend,
         load_calibration,
@@ -180,16 +189,18 @@ def run(config: EvaluateConfig) -> dict:
     )
     calibrator = Calibrator(backend, options, calibration)
     shared = cluster_layers(
-        backend, k_map, config.granularity, config.init, importance=calibrator.importance
+        backend, k_map, config.granularity, config.init, calibrator.importance, config.sparsity
     )
     with shared_weights(backend, shared) as dense:
         corrections = calibrator.apply(backend, dense)
         candidate = {s.name: backend.evaluate(s) for s in (search, holdout)}
 
-    sizes = [LayerSize(name, int(sw.indices.size), sw.k, sw.groups) for name, sw in shared.items()]
+    # a pruned layer's codebook, indices and inertia are those of its survivors
+    cores = {n: sw.shared if isinstance(sw, SparseShared) else sw for n, sw in shared.items()}
+    pruned = config.sparsity or {}
     rows = []
     for layer in layers:
-        sw = shared.get(layer.name)
+        sw = cores.get(layer.name)
         rows.append(
             {
                 "name": layer.name,
@@ -198,14 +209,19 @@ def run(config: EvaluateConfig) -> dict:
                 "n_weights": layer.n_weights,
                 "k": None if sw is None else sw.k,
                 "k_eff": None if sw is None else sw.k_eff,
+                **({"sparsity": pruned.get(layer.name, 0.0)} if pruned else {}),
                 "bits": 32
                 if sw is None
-                else fixed_bits(LayerSize(layer.name, layer.n_weights, sw.k, sw.groups))
-                / layer.n_weights,
+                else layer_fixed_bits(layer.name, shared[layer.name]) / layer.n_weights,
                 "inertia": None if sw is None else sw.inertia,
                 "init": None if sw is None else sw.method,
             }
         )
+    fixed = {name: layer_fixed_bits(name, sw) for name, sw in shared.items()}
+    clustered = ModelLayout(
+        {layer.name: layer.n_weights for layer in layers if layer.name in shared},
+        backend.n_unclustered(),
+    )
     result = {
         "network": evaluated_name(spec, config.model),
         "backend": backend.name,
@@ -219,10 +235,13 @@ def run(config: EvaluateConfig) -> dict:
         "splits": {"search": len(search), "holdout": len(holdout)},
         "baseline": _scores(baseline[search.name], baseline[holdout.name]),
         "candidate": _scores(candidate[search.name], candidate[holdout.name]),
-        "compression_ratio_fixed": compression_ratio_fixed(sizes),
-        "compression_ratio_model": compression_ratio_model(sizes, backend.n_unclustered()),
-        "compression_ratio_entropy_estimate": compression_ratio_entropy(list(shared.values())),
-        "index_entropy_bits": sum(entropy_bits(sw) for sw in shared.values()),
+        "compression_ratio_fixed": clustered.ratio_layers(fixed),
+        "compression_ratio_model": clustered.ratio_model(fixed),
+        # of the indices and codebooks alone (a pruned layer's positions are not estimated)
+        "compression_ratio_entropy_estimate": None
+        if pruned
+        else compression_ratio_entropy(list(cores.values())),
+        "index_entropy_bits": sum(entropy_bits(sw) for sw in cores.values()),
         "layers": rows,
     }
     if config.k_source is not None:
@@ -329,6 +348,7 @@ def main(args: argparse.Namespace) -> int:
     config = EvaluateConfig(
         k=k,
         k_per_layer=None if k_file is None else k_file.k_per_layer,
+        sparsity=None if k_file is None else k_file.sparsity or None,
         k_source=None if k_file is None else {"file": k_file.file, "trial": k_file.trial},
         log_file=args.log_file,
         perbit=perbit_options(args),

@@ -47,9 +47,11 @@ def read_k_map(directory: Path) -> tuple[dict[str, int], dict]:
     """``(layer -> k, settings)`` from ``results.json`` or ``evaluation.json`` in ``directory``.
 
     ``settings`` holds what the file says about the run: ``network``, ``granularity``,
-    ``init``, ``clustering``, ``correct``, ``calibration_images`` (those it records).
+    ``init``, ``clustering``, ``correct``, ``calibration_images`` (those it records), and
+    ``sparsity_per_layer`` (layer -> sparsity of the point's pruned layers, maybe empty).
     """
     from weightshare.modes.evaluate import validate_k
+    from weightshare.modes.results_points import sparsity_map
 
     results, evaluation = directory / "results.json", directory / "evaluation.json"
     path = results if results.is_file() else evaluation
@@ -70,6 +72,7 @@ def read_k_map(directory: Path) -> tuple[dict[str, int], dict]:
         if not isinstance(k_map, dict):
             raise UserError(f"{path} has no best.k_per_layer object (no feasible result yet?)")
         k_map = {str(n): k for n, k in k_map.items() if k is not None}
+        pruned = best.get("sparsity_per_layer")
         extra = data.get("settings")
         settings = {**(extra if isinstance(extra, dict) else {}), **data}
     else:
@@ -77,12 +80,14 @@ def read_k_map(directory: Path) -> tuple[dict[str, int], dict]:
         if not isinstance(layers, list) or not all(isinstance(r, dict) for r in layers):
             raise UserError(f"{path} has no layers list")
         k_map = {str(r.get("name")): r.get("k") for r in layers if r.get("k") is not None}
+        pruned = {str(r.get("name")): r["sparsity"] for r in layers if r.get("sparsity")}
         settings = data
     if not k_map:
         raise UserError(f"{path} clusters no layer: nothing to export")
     k_map = {name: validate_k(k, f"k of layer {name!r} in {path}") for name, k in k_map.items()}
     recorded = ("network", "granularity", "init", "clustering", "correct", "calibration_images")
     keep = {k: settings[k] for k in recorded if k in settings}
+    keep["sparsity_per_layer"] = sparsity_map(pruned, k_map, str(path))
     return k_map, keep
 
 
@@ -145,7 +150,8 @@ def run(config: ExportConfig) -> dict:
         else None
     )
     calibrator = Calibrator(backend, perbit, calibration)
-    shared_layers = cluster_layers(backend, k_map, granularity, init, calibrator.importance)
+    pruned = settings["sparsity_per_layer"]
+    shared_layers = cluster_layers(backend, k_map, granularity, init, calibrator.importance, pruned)
     out = directory / "export"
     stem = spec.name if options["model"] is None else Path(options["model"]).stem
     notes: list[str] = []
@@ -160,6 +166,7 @@ def run(config: ExportConfig) -> dict:
         "init": init,
         **perbit.as_dict(),
         "k_per_layer": k_map,
+        **({"sparsity_per_layer": pruned} if pruned else {}),
         "files": {p.name: _sha256(p) for p in files},
         "accuracy_search": shared.top1,
         "notes": notes,

@@ -2,8 +2,10 @@
 
 ``results.json`` (written by :mod:`weightshare.dse.report`) holds ``best`` (one point or null),
 ``pareto`` and ``closest`` (lists of points); each point has ``trial`` (the Optuna trial id)
-and ``k_per_layer`` (layer name -> k). ``--mode encode --log_file DIR`` and ``--mode evaluate
---k-per-layer results.json`` both pick their candidate here.
+and ``k_per_layer`` (layer name -> k), and, from a ``--prune-grid`` exploration,
+``sparsity_per_layer`` (layer name -> magnitude-pruning sparsity, :func:`sparsity_map`).
+``--mode encode --log_file DIR``, ``--mode evaluate --k-per-layer results.json`` and ``--mode
+export`` pick their candidate here.
 """
 
 from __future__ import annotations
@@ -66,3 +68,23 @@ def pick_point(data: dict, path: Path, trial: int | str) -> dict:
     raise UserError(
         f"--trial {trial} is not listed in {path} (best, pareto, closest); trials: {trials}"
     )
+
+
+def sparsity_map(raw: Any, k_map: dict[str, int], where: str) -> dict[str, float]:
+    """A point's ``sparsity_per_layer`` (``--prune-grid`` explorations; absent or null: no
+    layer pruned): layer -> sparsity in [0, 1) of a layer the point shares; zeros dropped."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: sparsity_per_layer must be an object layer -> sparsity")
+    out = {}
+    for name, value in raw.items():
+        if name not in k_map:
+            raise UserError(f"{where}: sparsity_per_layer names {name!r}, which has no k")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+            raise UserError(
+                f"{where}: the sparsity of layer {name!r} must be a number in [0, 1); got {value!r}"
+            )
+        if value:
+            out[str(name)] = float(value)
+    return out

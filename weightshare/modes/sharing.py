@@ -13,16 +13,25 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from weightshare.codecs.sparse import SparseShared
 from weightshare.types import SharedWeights
 
 
 def cluster_layers(
-    backend, k_map: Mapping[str, int], granularity: str, init: str, importance=None
-) -> dict[str, SharedWeights]:
+    backend,
+    k_map: Mapping[str, int],
+    granularity: str,
+    init: str,
+    importance=None,
+    sparsity: Mapping[str, float] | None = None,
+) -> dict[str, SharedWeights | SparseShared]:
     """The shared weights of each layer of ``k_map`` (layer name -> k), 1-D k-means over the
     backend's pristine weights (:class:`~weightshare.dse.clustering.ClusterCache`; ``importance``
-    is its per-weight k-means weighting, None for plain k-means)."""
+    is its per-weight k-means weighting, None for plain k-means). A layer named in ``sparsity``
+    (a ``--prune-grid`` point) is magnitude-pruned to it first and its survivors shared: a
+    :class:`~weightshare.codecs.sparse.SparseShared`."""
     from weightshare.dse.clustering import ClusterCache
+    from weightshare.dse.space import choice
 
     cache = ClusterCache(
         {name: backend.get_weights(name) for name in k_map},
@@ -30,11 +39,14 @@ def cluster_layers(
         init=init,
         importance=importance,
     )
-    return {name: cache.get(name, k) for name, k in k_map.items()}
+    pruned = sparsity or {}
+    return {name: cache.choice(name, choice(k, pruned.get(name, 0.0))) for name, k in k_map.items()}
 
 
 @contextmanager
-def shared_weights(backend, shared: Mapping[str, SharedWeights]) -> Iterator[dict[str, np.ndarray]]:
+def shared_weights(
+    backend, shared: Mapping[str, SharedWeights | SparseShared]
+) -> Iterator[dict[str, np.ndarray]]:
     """Run the ``with`` body on ``backend`` with ``shared``'s dequantized weights swapped in
     (the body gets them: layer name -> float32 array of the layer's weight shape); the pristine
     weights are restored on leaving, even on an error."""
