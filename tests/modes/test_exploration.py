@@ -137,6 +137,12 @@ def test_different_settings_on_the_same_study_are_refused(tmp_path):
         (["--k-grid", "4,z"], "--k-grid must be comma-separated ints"),
         (["--accuracy-ratio", "1.5"], "--accuracy-ratio must be a float in (0, 1]"),
         (["--optimization", "paper", "--with_local_optimization", "0"], "paper needs step 1"),
+        (["--prune-grid", "0,1"], "--prune-grid must be comma-separated sparsities in [0, 1)"),
+        (
+            ["--prune-grid", "0.5", "--granularity", "channel"],
+            "--prune-grid shares each pruned layer's survivors in one codebook: it needs "
+            "--granularity layer; got 'channel'",
+        ),
     ],
 )
 def test_bad_input_is_one_line(tmp_path, args, message):
