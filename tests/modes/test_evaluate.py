@@ -123,3 +123,25 @@ def test_plain_maps_and_results_files_are_told_apart(tmp_path):
     path.write_text(json.dumps(document))
     with pytest.raises(UserError, match=r"k of layer 'fc1' in .* must be an int in \[1, 65536\]"):
         read_k_per_layer(path, 7)
+
+
+def test_a_prune_grid_point_gives_its_sparsity_per_layer(tmp_path):
+    point = {
+        "trial": 3,
+        "k_per_layer": {"fc1": 16, "fc2": 4},
+        "sparsity_per_layer": {"fc1": 0.8, "fc2": 0.0},
+    }
+    document = {"network": "lenet300_fashionmnist", "best": point, "pareto": [point]}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(document))
+    picked = read_k_per_layer(path)
+    assert (picked.k_per_layer, picked.sparsity) == ({"fc1": 16, "fc2": 4}, {"fc1": 0.8})
+    for bad, message in (
+        ({"fc1": 1.0}, r"the sparsity of layer 'fc1' must be a number in \[0, 1\); got 1.0"),
+        ({"fc3": 0.5}, r"sparsity_per_layer names 'fc3', which has no k"),
+        ([0.5], r"sparsity_per_layer must be an object layer -> sparsity"),
+    ):
+        point["sparsity_per_layer"] = bad
+        path.write_text(json.dumps(document))
+        with pytest.raises(UserError, match=message):
+            read_k_per_layer(path)
