@@ -64,6 +64,19 @@ class Backend(Protocol):
         ...
 
 
+class PrefixReuse(Protocol):
+    """An optional backend capability (PyTorch has it): step 1 shares one layer at a time, and
+    the layers before it compute the fp32 model's activations, so they need to run only once
+    per split. The evaluator uses it when the backend has it and falls back to
+    :meth:`Backend.predict` when it returns None."""
+
+    def predict_after(self, split: Split, layer: str) -> np.ndarray | None:
+        """:meth:`Backend.predict` when only ``layer``'s weights differ from the pristine
+        ones, bit for bit, the activations before ``layer`` reused; None when the model
+        cannot be run from ``layer`` on."""
+        ...
+
+
 @dataclass(frozen=True)
 class BackendPlugin:
     """One backend as the factory and ``--mode export`` see it (its module's ``PLUGIN``).

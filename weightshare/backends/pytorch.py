@@ -23,6 +23,7 @@ import numpy as np
 
 from weightshare.backends.base import BackendPlugin
 from weightshare.backends.scoring import accuracy_from_logits
+from weightshare.backends.torch_prefix import PrefixRunner
 from weightshare.errors import UserError, first_line
 from weightshare.networks.inputs import InputFeeder, default_batch_size
 from weightshare.networks.transforms import ImageTransform
@@ -111,6 +112,8 @@ class PyTorchBackend:
         ]
         self._live = model.state_dict(keep_vars=False)  # tensors sharing storage with the model
         self._pristine = {k: v.detach().clone() for k, v in self._live.items()}
+        self._prefix = PrefixRunner(model)
+        self._frontier: tuple[str, dict[int, tuple]] | None = None  # (layer, id(split) -> ...)
 
     @classmethod
     def with_transform(
@@ -179,6 +182,37 @@ class PyTorchBackend:
             out = [
                 self.model(torch.as_tensor(x)) for x in self.feeder.batches(split, self.batch_size)
             ]
+        return torch.cat(out).reshape(len(split), -1).numpy()
+
+    def predict_after(self, split: Split, layer: str) -> np.ndarray | None:
+        """:meth:`predict` when only ``layer``'s weights differ from the pristine ones, running
+        the model from ``layer`` on (prefix reuse, :mod:`~weightshare.backends.torch_prefix`).
+
+        The activations that do not depend on ``layer`` are computed on the first call for
+        (``split``, ``layer``) and kept until another layer is asked for; the logits are
+        bit-identical to :meth:`predict`'s. None when the model cannot be split at ``layer``
+        (then call :meth:`predict`).
+        """
+        import torch
+
+        self._module(layer)  # validates the name
+        suffix = self._prefix.suffix(layer)
+        if suffix is None:
+            return None
+        torch.set_num_threads(self.threads)
+        if self._frontier is None or self._frontier[0] != layer:
+            self._frontier = (layer, {})
+        cached = self._frontier[1]
+        with torch.inference_mode():
+            if id(split) not in cached or cached[id(split)][0] is not split:
+                cached[id(split)] = (
+                    split,
+                    [
+                        suffix.frontier_values(torch.as_tensor(x))
+                        for x in self.feeder.batches(split, self.batch_size)
+                    ],
+                )
+            out = [suffix.run(values) for values in cached[id(split)][1]]
         return torch.cat(out).reshape(len(split), -1).numpy()
 
     def evaluate(self, split: Split) -> Accuracy:

@@ -46,6 +46,9 @@ class Evaluator:
         calibrator: the ``--clustering`` / ``--correct`` state measured on the pristine model
             (:class:`~weightshare.dse.correction.Calibrator`): its importances weight the
             k-means and it corrects every candidate after the swap; None: plain sharing.
+        prefix_reuse: score a candidate that shares one layer from that layer on, where the
+            backend can (its ``predict_after``: the same logits, the layers before it run once
+            per split); never with a calibrator (its corrections touch other layers).
     """
 
     def __init__(
@@ -58,8 +61,10 @@ class Evaluator:
         seed: int = 0,
         file_sizer: ModelFileSizer | None = None,
         calibrator: Calibrator | None = None,
+        prefix_reuse: bool = True,
     ) -> None:
         self.backend = backend
+        self.prefix_reuse = prefix_reuse
         self.file_sizer = file_sizer
         self.splits = dict(splits)
         self.layers: list[LayerInfo] = backend.layers()
@@ -148,6 +153,18 @@ class Evaluator:
             entries.setdefault(name, self.file_sizer.raw_entry(name, value))
         return self.file_sizer.size(entries)
 
+    def _predict(self, sub, shared: Mapping) -> np.ndarray:
+        """The backend's logits on ``sub`` with ``shared`` set: from the shared layer on when
+        it is the only one changed and the backend can (prefix reuse, the same logits)."""
+        run_after = getattr(self.backend, "predict_after", None)
+        reuse = self.prefix_reuse and self.calibrator is None and run_after is not None
+        if reuse and len(shared) == 1:
+            (layer,) = shared
+            logits = run_after(sub, layer)
+            if logits is not None:
+                return logits
+        return self.backend.predict(sub)
+
     def evaluate(
         self, candidate: Candidate, split: str = "search", stop_below: float | None = None
     ) -> EvalResult:
@@ -176,7 +193,7 @@ class Evaluator:
                     if self.file_sizer is not None:  # the file stores the corrected tensors
                         corrected = self.calibrator.corrected_tensors(self.backend)
                 for a, b, sub in self.parts(split):
-                    out.append(self.backend.predict(sub))
+                    out.append(self._predict(sub, shared))
                     correct += int((out[-1].argmax(axis=1) == labels[a:b]).sum())
                     scored = b
                     if stop_below is not None and (correct + n - scored) / n < stop_below:

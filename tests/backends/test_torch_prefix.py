@@ -1,0 +1,111 @@
+"""Prefix reuse: the model run from one layer on gives the very logits of the full pass."""
+
+import numpy as np
+import pytest
+import torch
+
+from weightshare.backends.pytorch import PyTorchBackend
+from weightshare.networks import get_network
+from weightshare.networks.checkpoints import BASELINE_DIR, load_into
+from weightshare.networks.datasets import Split
+
+
+def _backend(name: str) -> PyTorchBackend:
+    spec = get_network(name)
+    model = load_into(spec.build(), BASELINE_DIR / f"{name}.pt")
+    return PyTorchBackend(model, spec.input_size, threads=1, batch_size=96)
+
+
+def _two_parts(search_split, n: int) -> list[Split]:
+    """Two consecutive parts of the search split (the evaluator scores a split in parts)."""
+    return [
+        Split("a", search_split.images[:n], search_split.labels[:n]),
+        Split("b", search_split.images[n : 2 * n], search_split.labels[n : 2 * n]),
+    ]
+
+
+def _coarse(weights: np.ndarray) -> np.ndarray:
+    """A visibly damaged copy (every weight rounded to a multiple of a quarter of its std)."""
+    step = weights.std() / 4
+    return (np.round(weights / step) * step).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("name", "n"),
+    [("lenet5_fashionmnist", 250), ("lenet300_fashionmnist", 250), ("resnet20_fashionmnist", 120)],
+)
+def test_running_from_the_shared_layer_gives_the_full_pass_logits_bit_for_bit(
+    search_split, name, n
+):
+    backend = _backend(name)
+    parts = _two_parts(search_split, n)
+    names = [layer.name for layer in backend.layers()]
+    run_after = []
+    for layer in names:
+        backend.set_weights({layer: _coarse(backend.get_weights(layer))})
+        try:
+            for split in parts:
+                full = backend.predict(split)
+                # twice: the second call runs on the cached activations
+                for _ in range(2):
+                    after = backend.predict_after(split, layer)
+                    if after is None:
+                        break
+                    assert after.dtype == np.float32 and after.shape == full.shape
+                    np.testing.assert_array_equal(after, full)
+                run_after.append(after is not None)
+        finally:
+            backend.restore()
+    # every layer but the first has activations before it to reuse (LeNet-300's first reads a
+    # flattened input, which is reused too; LeNet-5's and ResNet-20's read the input itself)
+    assert all(run_after[len(parts) :])
+    assert backend.predict_after(parts[0], names[0]) is None or name == "lenet300_fashionmnist"
+
+
+def test_activations_are_cached_per_split_and_dropped_for_another_layer(search_split):
+    backend = _backend("lenet5_fashionmnist")
+    a, b = _two_parts(search_split, 100)
+    backend.predict_after(a, "fc1")
+    backend.predict_after(b, "fc1")
+    layer, cached = backend._frontier
+    assert layer == "fc1" and [s for s, _ in cached.values()] == [a, b]
+    # the cached activations are those of the pristine layers before fc1: a changed fc1 reads them
+    backend.set_weights({"fc1": np.zeros_like(backend.get_weights("fc1"))})
+    try:
+        np.testing.assert_array_equal(backend.predict_after(a, "fc1"), backend.predict(a))
+    finally:
+        backend.restore()
+    backend.predict_after(a, "fc2")
+    layer, cached = backend._frontier
+    assert layer == "fc2" and [s for s, _ in cached.values()] == [a]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_a_torchscript_model_falls_back_to_the_full_pass(search_split):
+    spec = get_network("lenet5_fashionmnist")
+    model = load_into(spec.build(), BASELINE_DIR / "lenet5_fashionmnist.pt")
+    scripted = torch.jit.script(model)
+    backend = PyTorchBackend(scripted, spec.input_size, threads=1)
+    assert backend.predict_after(_two_parts(search_split, 50)[0], "fc2") is None
+
+
+def test_step_one_reports_the_same_figures_with_and_without_prefix_reuse(search_split):
+    from weightshare.dse.evaluator import Evaluator
+    from weightshare.dse.sensitivity import one_layer_candidates
+
+    split = Split("search", search_split.images[:300], search_split.labels[:300])
+    evaluator = Evaluator(_backend("lenet5_fashionmnist"), {"search": split})
+    calls = []
+    run_after = evaluator.backend.predict_after
+    evaluator.backend.predict_after = lambda *a: calls.append(a[1]) or run_after(*a)
+    figures = {}
+    for reuse in (False, True):
+        evaluator.prefix_reuse = reuse
+        figures[reuse] = [
+            (r.key, r.correct, r.top5, r.kl, r.flip, r.cross_entropy, r.bits_coded)
+            for r in map(evaluator.evaluate, one_layer_candidates({"conv2": (2, 8), "fc2": (3,)}))
+        ]
+    assert figures[True] == figures[False]
+    assert len({f[3] for f in figures[True]}) == 3  # three different damages
+    # with reuse on, each one-layer candidate went through predict_after, part by part
+    assert calls == ["conv2"] * 6 + ["fc2"] * 3
