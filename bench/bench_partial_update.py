@@ -32,7 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from weightshare.networks import get_network
 from weightshare.networks.datasets import load_split
-from weightshare.updating.driver import UpdateSettings, run_method, settings_json
+from weightshare.updating.driver import (
+    ROUND_BATCH,
+    UpdateSettings,
+    round_recipe,
+    run_method,
+    settings_json,
+)
 from weightshare.updating.report import plot, write_json
 from weightshare.updating.schedule import RoundSchedule
 
@@ -147,7 +153,7 @@ def main() -> int:
     p.add_argument("--initial", type=int, default=1000)
     p.add_argument("--per-round", type=int, default=1000)
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--batch", type=int, default=ROUND_BATCH)
     p.add_argument("--lam", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("/tmp/bench_partial_update"))
@@ -174,7 +180,7 @@ def main() -> int:
     torch.set_num_threads(1)
     spec = get_network(args.network)
     splits = [load_split(name) for name in ("train", "search", "holdout")]
-    recipe = replace(spec.recipe, epochs=args.epochs, batch_size=args.batch, seed=args.seed)
+    recipe = replace(round_recipe(spec, args.epochs, seed=args.seed), batch_size=args.batch)
     base = UpdateSettings(
         ratio=1.0,
         lam=args.lam,

@@ -65,3 +65,11 @@ def test_bad_flags_are_one_line_errors(tmp_path, flags, message):
 def test_replay_of_a_missing_run_is_one_line(tmp_path):
     line = one_line_error(run_main("--mode", "partial_update", "--replay", str(tmp_path)))
     assert "partial_update.json not found" in line
+
+
+def test_round_lr_defaults_to_the_networks_recipe():
+    # it defaulted to 5e-3, a left-over of an Adam loop, ten times below the SGD recipe's 0.05
+    from weightshare.cli import build_parser
+
+    args = build_parser().parse_args([*TINY, "--log_file", "x"])
+    assert args.round_lr is None

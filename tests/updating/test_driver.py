@@ -16,7 +16,13 @@ from weightshare.networks.datasets import Split
 from weightshare.networks.registry import TrainRecipe
 from weightshare.networks.tensors import images_to_tensor
 from weightshare.networks.training import accuracy
-from weightshare.updating.driver import UpdateSettings, load_state, run_method, settings_json
+from weightshare.updating.driver import (
+    UpdateSettings,
+    load_state,
+    round_recipe,
+    run_method,
+    settings_json,
+)
 from weightshare.updating.replay import replay
 from weightshare.updating.report import write_json
 from weightshare.updating.schedule import RoundSchedule
@@ -103,3 +109,10 @@ def test_replay_refuses_a_file_that_does_not_rebuild_the_record(tmp_path, tiny):
     with pytest.raises(UserError, match="rpu round 1: the device model rebuilt"):
         replay(tmp_path)
     assert not any(r.reinit_tried for r in records)
+
+
+def test_round_recipe_is_the_networks_sgd_recipe_at_batch_64():
+    # the mode's defaults train as the benchmark does: peak lr 0.05 (not 5e-3), wd 5e-4
+    recipe = round_recipe(SPEC, 3, seed=7)
+    assert recipe == TrainRecipe(epochs=3, batch_size=64, lr=0.05, weight_decay=5e-4, seed=7)
+    assert round_recipe(SPEC, 1, lr=0.2).lr == 0.2

@@ -5,7 +5,7 @@ See docs/updating.md."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from weightshare.errors import UserError
@@ -29,7 +29,8 @@ class PartialUpdateConfig:
         initial_samples, samples_per_round, rounds: the data schedule (checked against the
             training split's size when it is loaded).
         round_epochs: epochs per training step, >= 1.
-        round_lr: Adam learning rate of a round, > 0 (None: the recipe's).
+        round_lr: peak learning rate of a round's one-cycle SGD schedule, > 0 (None: the
+            network's recipe, 0.05 for the LeNets).
         update_coding: ``lossless`` or ``grid16``.
         reinit: re-initialise from the shared seed when the data doubles.
         seed: seeds the schedule, the training and the random selections.
@@ -46,7 +47,7 @@ class PartialUpdateConfig:
     samples_per_round: int = 1000
     rounds: int = 10
     round_epochs: int = 3
-    round_lr: float | None = 5e-3
+    round_lr: float | None = None
     update_coding: str = "lossless"
     reinit: bool = True
     seed: int = 0
@@ -138,9 +139,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--round-lr",
         type=float,
-        default=5e-3,
+        default=None,
         metavar="LR",
-        help="Adam learning rate of a round (default 5e-3)",
+        help="peak learning rate of a round's one-cycle SGD schedule (default: the "
+        "network's recipe, 0.05 for the LeNets)",
     )
     group.add_argument(
         "--update-coding",
@@ -210,7 +212,12 @@ def run(config: PartialUpdateConfig) -> dict:
 
     import torch
 
-    from weightshare.updating.driver import UpdateSettings, run_method, settings_json
+    from weightshare.updating.driver import (
+        UpdateSettings,
+        round_recipe,
+        run_method,
+        settings_json,
+    )
     from weightshare.updating.report import plot, summary, write_json
     from weightshare.updating.schedule import RoundSchedule
 
@@ -222,13 +229,7 @@ def run(config: PartialUpdateConfig) -> dict:
         ratio=config.updating_ratio,
         lam=config.lam,
         schedule=schedule,
-        recipe=replace(
-            spec.recipe,
-            epochs=config.round_epochs,
-            lr=spec.recipe.lr if config.round_lr is None else config.round_lr,
-            augment=False,
-            seed=config.seed,
-        ),
+        recipe=round_recipe(spec, config.round_epochs, config.round_lr, config.seed),
         coding=config.update_coding,
         reinit=config.reinit,
         seed=config.seed,

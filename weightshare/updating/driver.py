@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +92,26 @@ class RoundRecord:
     device_sha256: str
     file: str | None
     seconds: float
+
+
+ROUND_BATCH = 64
+"""Images per step of a round's training (the benchmark's setting)."""
+
+
+def round_recipe(
+    spec: NetworkSpec, epochs: int, lr: float | None = None, seed: int = 0
+) -> TrainRecipe:
+    """One training step of a round: the network's own recipe (SGD Nesterov, one-cycle schedule
+    peaking at its lr, its weight decay) with ``epochs`` epochs, batch :data:`ROUND_BATCH`, no
+    augmentation, and the run's seed; ``lr`` overrides the peak learning rate."""
+    return replace(
+        spec.recipe,
+        epochs=epochs,
+        batch_size=ROUND_BATCH,
+        lr=spec.recipe.lr if lr is None else lr,
+        augment=False,
+        seed=seed,
+    )
 
 
 def state_of(model: torch.nn.Module) -> dict[str, np.ndarray]:
