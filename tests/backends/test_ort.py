@@ -36,6 +36,7 @@ def onnx_files(tmp_path_factory):
         ("lenet5_fashionmnist", True),
         ("resnet20_fashionmnist", False),
         ("mobilenetv2_fashionmnist", False),
+        ("squeezenet_fashionmnist", False),
     ):
         spec, model = _torch_model(name, trained)
         path = tmp_path_factory.mktemp("onnx") / f"{name}.onnx"
@@ -85,7 +86,13 @@ class TestMobileNetV2Conformance(BackendConformance):
 
 
 @pytest.mark.parametrize(
-    "name", ["lenet5_fashionmnist", "resnet20_fashionmnist", "mobilenetv2_fashionmnist"]
+    "name",
+    [
+        "lenet5_fashionmnist",
+        "resnet20_fashionmnist",
+        "mobilenetv2_fashionmnist",
+        "squeezenet_fashionmnist",
+    ],
 )
 def test_export_lists_the_pytorch_layers_and_predicts_the_same(onnx_files, small_search, name):
     _, model, spec = onnx_files[name]

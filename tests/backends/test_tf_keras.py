@@ -27,6 +27,7 @@ FASHION = (
     "lenet5_fashionmnist",
     "resnet20_fashionmnist",
     "mobilenetv2_fashionmnist",
+    "squeezenet_fashionmnist",
 )
 
 

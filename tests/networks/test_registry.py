@@ -10,6 +10,7 @@ PARAMS = {
     "lenet5_fashionmnist": 61_706,
     "resnet20_fashionmnist": 269_434,
     "mobilenetv2_fashionmnist": 149_034,
+    "squeezenet_fashionmnist": 60_970,
 }
 
 
@@ -30,6 +31,7 @@ def test_categories_follow_mlperf():
         "lenet5_fashionmnist": "heavy",
         "resnet20_fashionmnist": "heavy",
         "mobilenetv2_fashionmnist": "light",
+        "squeezenet_fashionmnist": "heavy",
     }
     assert MLPERF_RATIO == {"heavy": 0.99, "light": 0.98}
 

@@ -1,4 +1,4 @@
-"""The four Fashion-MNIST registry networks rebuilt in Keras 3, weights copied from PyTorch.
+"""The five Fashion-MNIST registry networks rebuilt in Keras 3, weights copied from PyTorch.
 
 :func:`to_keras` walks a trained PyTorch module of a known class and builds the same network as
 a functional ``keras.Model`` (NHWC), each clusterable layer named by its PyTorch module name, so
@@ -10,7 +10,9 @@ same up to float rounding:
 * LeNet-5 permutes NHWC to NCHW before ``Flatten``, so ``fc1`` sees PyTorch's feature order;
 * ResNet-20's parameter-free shortcut (subsample by 2, zero-pad channels) is an
   ``AveragePooling2D(1, 2)`` and a ``ZeroPadding3D`` over the channel axis;
-* BatchNorm keeps PyTorch's epsilon (1e-5) and running statistics.
+* BatchNorm keeps PyTorch's epsilon (1e-5) and running statistics;
+* SqueezeNet's fire modules concatenate on the last (channel) axis, in PyTorch's order (expand
+  1x1 first), and the classifier conv is averaged over space as in PyTorch.
 """
 
 from __future__ import annotations
@@ -160,11 +162,29 @@ def _mobilenetv2_small(b: _Builder, m, x):
     return b.dense(x, m.classifier[1], "classifier.1")
 
 
+def _squeezenet(b: _Builder, m, x):
+    from weightshare.networks.squeezenet import POOL_BEFORE
+
+    L = b.k.layers
+    x = L.ReLU()(b.conv(x, m.conv1, "conv1"))
+    for i, name in enumerate(m.fire_names):
+        if i in POOL_BEFORE:
+            x = L.MaxPooling2D(2)(x)
+        fire = getattr(m, name)
+        s = L.ReLU()(b.conv(x, fire.squeeze, f"{name}.squeeze"))
+        e1 = L.ReLU()(b.conv(s, fire.expand1x1, f"{name}.expand1x1"))
+        e3 = L.ReLU()(b.conv(s, fire.expand3x3, f"{name}.expand3x3"))
+        x = L.Concatenate(axis=-1, name=f"{name}.concat")([e1, e3])  # NHWC: channels last
+    x = b.conv(x, m.conv10, "conv10")
+    return L.GlobalAveragePooling2D()(x)
+
+
 def to_keras(module, input_size: int):
     """The Keras twin of a Fashion-MNIST registry network (weights copied).
 
     Args:
-        module: a ``LeNet300``, ``LeNet5``, ``ResNetCifar`` or ``MobileNetV2Small``.
+        module: a ``LeNet300``, ``LeNet5``, ``ResNetCifar``, ``MobileNetV2Small`` or
+            ``SqueezeNetSmall``.
         input_size: side of its square single-channel input.
 
     Returns:
@@ -175,6 +195,7 @@ def to_keras(module, input_size: int):
     from weightshare.networks.lenet import LeNet5, LeNet300
     from weightshare.networks.mobilenetv2_small import MobileNetV2Small
     from weightshare.networks.resnet_cifar import ResNetCifar
+    from weightshare.networks.squeezenet import SqueezeNetSmall
 
     keras = import_keras()
     builders = {
@@ -182,6 +203,7 @@ def to_keras(module, input_size: int):
         LeNet5: _lenet5,
         ResNetCifar: _resnet_cifar,
         MobileNetV2Small: _mobilenetv2_small,
+        SqueezeNetSmall: _squeezenet,
     }
     build = builders.get(type(module))
     if build is None:

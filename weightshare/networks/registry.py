@@ -145,6 +145,14 @@ _SPECS = (
         TrainRecipe(epochs=12, lr=0.1, weight_decay=4e-5, augment=True),
         "reduced MobileNetV2 (depthwise convs) on 28x28 Fashion-MNIST",
     ),
+    NetworkSpec(
+        "squeezenet_fashionmnist",
+        "weightshare.networks.squeezenet:SqueezeNetSmall",
+        "heavy",
+        28,
+        TrainRecipe(epochs=15, lr=0.05, augment=True),
+        "small SqueezeNet (fire modules: squeeze 1x1, expand 1x1 + 3x3) on 28x28 Fashion-MNIST",
+    ),
 )
 NETWORKS: dict[str, NetworkSpec] = {spec.name: spec for spec in _SPECS}
 DEFAULT_NETWORK = "lenet5_fashionmnist"
