@@ -21,7 +21,7 @@ from weightshare.modes.retraining import (
     retrain_flags,
 )
 from weightshare.outputs import write_bytes_atomic, write_text_atomic
-from weightshare.validation import check_float, check_int
+from weightshare.validation import check_choice, check_float, check_int
 
 # The paper's kept fractions (Deep Compression tables 2-3) mapped onto our layers.
 DEFAULT_SPARSITY = {
@@ -31,6 +31,7 @@ DEFAULT_SPARSITY = {
     ),
 }
 ENTROPY_CODERS = ("ans", "huffman")
+STORED_FLOATS = ("fp32", "fp16")  # --codebook-dtype / --bias-dtype
 
 
 @dataclass(frozen=True)
@@ -43,18 +44,26 @@ class DeepCompressionConfig(RetrainChoice):
         sparsity: fraction removed per layer, one float or weight key -> float, each in [0, 1)
             (None: refused; ``main`` fills the network's ``DEFAULT_SPARSITY``).
         bits: ``{"conv": B, "fc": B}``, 2^B shared values per layer, B in [1, 16].
+        layer_bits: weight key -> B, overriding ``bits`` for the layers it names (each a pruned
+            layer of the network, B in [1, 16]).
         finetune_centroids: centroid fine-tuning epochs, in [0, 1000].
         centroid_lr: their learning rate, in (0, 1].
         coder: ``ans`` or ``huffman`` (an entropy coder: the paper's P+Q+H).
+        codebook_dtype: ``fp32`` or ``fp16``: how the shared values are stored.
+        bias_dtype: ``fp32`` or ``fp16``: how every float tensor that is not shared (biases,
+            BatchNorm parameters and statistics) is stored.
     """
 
     mode: ClassVar[str] = "deep_compression"
 
     sparsity: float | dict[str, float] | None = None
     bits: dict[str, int] = field(default_factory=lambda: {"conv": 8, "fc": 5})
+    layer_bits: dict[str, int] = field(default_factory=dict)
     finetune_centroids: int = 2
     centroid_lr: float = 1e-3
     coder: str = "ans"
+    codebook_dtype: str = "fp32"
+    bias_dtype: str = "fp32"
 
     def __post_init__(self) -> None:
         from weightshare.modes.prune import check_sparsity
@@ -69,7 +78,11 @@ class DeepCompressionConfig(RetrainChoice):
         check_int("--finetune-centroids", self.finetune_centroids, 0, 1000)
         check_int("--conv-bits", self.bits.get("conv"), 1, 16)
         check_int("--fc-bits", self.bits.get("fc"), 1, 16)
+        for key, bits in self.layer_bits.items():
+            check_int(f"--layer-bits {key}", bits, 1, 16)
         check_float("--centroid-lr", self.centroid_lr, 0, 1, low_open=True)
+        check_choice("--codebook-dtype", self.codebook_dtype, STORED_FLOATS)
+        check_choice("--bias-dtype", self.bias_dtype, STORED_FLOATS)
         if self.coder not in ENTROPY_CODERS:
             raise UserError(
                 f"--coder must be an entropy coder (ans or huffman) for P+Q+H; got {self.coder}"
@@ -119,6 +132,12 @@ def run(config: DeepCompressionConfig) -> dict:
 
     setup = load_for_retraining(config)
     spec, path, model, x, y = setup.spec, setup.path, setup.model, setup.x, setup.y
+    unknown = sorted(set(config.layer_bits) - set(prunable(model)))
+    if unknown:
+        raise UserError(
+            f"--layer-bits names {unknown[0]!r}, not a weight of {spec.name}; its weights: "
+            f"{', '.join(prunable(model))}"
+        )
     n, recipe, scores = setup.n_train, setup.recipe, setup.scores
     dense_bytes = original_bytes(model_state(model))
     acc = {"baseline": scores(model)}
@@ -130,7 +149,7 @@ def run(config: DeepCompressionConfig) -> dict:
         print(f"prune round {i}/{config.steps}: search {_pct(scores(model)['search'])} %")
     acc["pruned_retrained"] = scores(model)
     weights = {key: w.detach().numpy().copy() for key, w in prunable(model).items()}
-    k = {key: 2 ** config.bits["conv" if weights[key].ndim == 4 else "fc"] for key in masks}
+    k = {key: 2 ** layer_bits(config, key, weights[key].ndim) for key in masks}
     sparse = share_pruned(weights, k)
     with torch.no_grad():
         for key, sp in sparse.items():
@@ -140,10 +159,12 @@ def run(config: DeepCompressionConfig) -> dict:
         epochs=config.finetune_centroids, lr=config.centroid_lr, weight_decay=0.0, seed=0
     )
     sparse = finetune_centroids(model, sparse, x, y, centroid_recipe, progress=True)
+    sparse, state = stored_precision(model, sparse, config.codebook_dtype, config.bias_dtype)
     acc["shared_finetuned"] = scores(model)
-    state = {key: value for key, value in model_state(model).items()}
     files = {
-        coder: encode_model(state, sparse, network=spec.name, coder=coder)
+        coder: encode_model(
+            state, sparse, network=spec.name, coder=coder, codebook_dtype=config.codebook_dtype
+        )
         for coder in ("fixed", config.coder)
     }
     decoded = decode_model(files[config.coder])
@@ -163,9 +184,12 @@ def run(config: DeepCompressionConfig) -> dict:
             "retrain_lr": config.retrain_lr,
             "train_images": n,
             "bits": config.bits,
+            "layer_bits": config.layer_bits,
             "finetune_centroids": config.finetune_centroids,
             "centroid_lr": config.centroid_lr,
             "coder": config.coder,
+            "codebook_dtype": config.codebook_dtype,
+            "bias_dtype": config.bias_dtype,
             "threads": config.threads,
         },
         "table": table,
@@ -185,6 +209,69 @@ def run(config: DeepCompressionConfig) -> dict:
     )
     print(f"wrote {model_path} and {out_dir / 'deep_compression.json'}")
     return doc
+
+
+def layer_bits(config: DeepCompressionConfig, key: str, ndim: int) -> int:
+    """Bits of the shared values of weight ``key`` (``ndim`` 4: a conv): ``--layer-bits``,
+    else ``--conv-bits`` / ``--fc-bits``."""
+    return config.layer_bits.get(key, config.bits["conv" if ndim == 4 else "fc"])
+
+
+def stored_precision(model, sparse: dict, codebook_dtype: str, bias_dtype: str):
+    """Round ``model`` to what the model file stores, and return what to encode.
+
+    Args:
+        model: the fine-tuned PyTorch module (changed in place: its shared weights get the
+            rounded codebooks; with ``bias_dtype`` fp16 every other float tensor is rounded to
+            float16 and held as float32).
+        sparse: weight key -> fine-tuned ``SparseShared``.
+        codebook_dtype, bias_dtype: ``fp32`` (unchanged) or ``fp16``.
+
+    Returns:
+        ``(sparse, state)``: the shared tensors with codebooks as stored, and the state dict
+        as numpy arrays (float16 for the rounded tensors that are not shared), so that the
+        decoded file equals ``state`` and ``model`` bit for bit.
+
+    Raises:
+        UserError: a value beyond fp16's range (65504) where fp16 was asked for.
+    """
+    import numpy as np
+    import torch
+
+    from weightshare.codecs.codebook import round_codebook
+    from weightshare.codecs.sparse import SparseShared
+    from weightshare.networks.checkpoints import model_state
+
+    rounded = {
+        key: SparseShared(
+            sp.mask, round_codebook(sp.shared, codebook_dtype, weights=sp.shared.dequantize())
+        )
+        for key, sp in sparse.items()
+    }
+    tensors = model.state_dict()  # shares storage with the parameters and buffers
+    with torch.no_grad():
+        for key, sp in rounded.items():
+            tensors[key].copy_(torch.from_numpy(sp.dequantize()))
+        if bias_dtype == "fp16":
+            for key, tensor in tensors.items():
+                if key in rounded or not tensor.is_floating_point():
+                    continue
+                largest = float(tensor.abs().max()) if tensor.numel() else 0.0
+                if largest > float(np.finfo(np.float16).max):
+                    raise UserError(
+                        f"--bias-dtype fp16: {key} holds |x| = {largest:g}, beyond fp16's "
+                        "range (65504); use --bias-dtype fp32"
+                    )
+                tensor.copy_(tensor.half().float())
+    state = model_state(model)
+    if bias_dtype == "fp16":
+        state = {
+            key: value.astype(np.float16)
+            if key not in rounded and value.dtype == np.float32
+            else value
+            for key, value in state.items()
+        }
+    return rounded, state
 
 
 def load_into_state(spec, state):
@@ -229,6 +316,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="B",
         help="shared values per linear layer = 2^B (default 5, the paper's)",
     )
+    group.add_argument(
+        "--layer-bits",
+        default=None,
+        metavar="KEY=B,...",
+        help="per-layer bits overriding --conv-bits/--fc-bits, by weight key "
+        "(e.g. fc1.weight=3,conv1.weight=6)",
+    )
+    group.add_argument(
+        "--bias-dtype",
+        choices=STORED_FLOATS,
+        default="fp32",
+        help="storage of the tensors that are not shared (biases, BatchNorm); fp16 rounds "
+        "them and the model is scored as rounded (default fp32; --codebook-dtype fp16 does "
+        "the same for the shared values)",
+    )
+
+
+def parse_layer_bits(text: str | None) -> dict[str, int]:
+    """``fc1.weight=3,conv1.weight=6`` -> weight key -> bits (None or empty: no overrides).
+
+    Raises:
+        UserError: not ``KEY=INT`` items separated by commas.
+    """
+    if not text:
+        return {}
+    out = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip().lstrip("-").isdigit():
+            raise UserError(f"--layer-bits must be KEY=B,KEY=B (weight keys, ints); got {text!r}")
+        out[key.strip()] = int(value)
+    return out
 
 
 def main(args: argparse.Namespace) -> int:
@@ -244,6 +363,9 @@ def main(args: argparse.Namespace) -> int:
         finetune_centroids=args.finetune_centroids,
         centroid_lr=args.centroid_lr,
         coder=args.coder,
+        codebook_dtype=args.codebook_dtype or "fp32",
+        bias_dtype=args.bias_dtype,
+        layer_bits=parse_layer_bits(args.layer_bits),
         **retrain_flags(args, default_out="model.wsz"),
     )
     check_before_work(config, out_given=args.out is not None)
