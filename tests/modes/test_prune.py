@@ -61,6 +61,10 @@ def test_magnitude_checkpoint_has_the_requested_zeros_and_no_masks(tmp_path):
         (["--sparsity", "1.5"], "--sparsity values must lie in [0, 1); got 1.5"),
         (["--method", "fpgm", "--prune-rate", "1"], "--prune-rate must be a float in [0, 1)"),
         (["--prune-steps", "0"], "--prune-steps must be"),
+        (
+            ["--retrain-weight-decay", "-0.1"],
+            "--retrain-weight-decay must be a float in [0, 1]; got -0.1",
+        ),
         # an empty value is refused, not replaced by the default
         (["--method", ""], "--method must be one of ('magnitude', 'fpgm'); got ''"),
         (

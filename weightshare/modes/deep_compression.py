@@ -182,6 +182,7 @@ def run(config: DeepCompressionConfig) -> dict:
             "prune_steps": config.steps,
             "retrain_epochs": config.retrain_epochs,
             "retrain_lr": config.retrain_lr,
+            "retrain_weight_decay": config.retrain_weight_decay,
             "train_images": n,
             "bits": config.bits,
             "layer_bits": config.layer_bits,

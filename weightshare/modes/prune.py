@@ -240,6 +240,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--retrain-lr", type=float, default=0.01, metavar="LR", help="peak lr of the fine-tuning"
     )
     group.add_argument(
+        "--retrain-weight-decay",
+        type=float,
+        default=5e-5,
+        metavar="WD",
+        help="L2 penalty of the fine-tuning (default 5e-5; the recipes train with 5e-4)",
+    )
+    group.add_argument(
         "--train-images",
         type=int,
         default=None,

@@ -23,6 +23,7 @@ class RetrainChoice:
         steps: prune/retrain rounds, in [1, 100]; round i prunes to ``i / steps`` of the target.
         retrain_epochs: fine-tuning epochs after each round, in [0, 1000].
         retrain_lr: peak learning rate of the fine-tuning's one-cycle schedule, in (0, 10].
+        retrain_weight_decay: its L2 penalty on every parameter, in [0, 1].
         train_images: first N images of the train split used for retraining, in [1, 60000]
             (None: all 60k).
         checkpoint, cache_dir, data_dir: where the trained weights and the images are.
@@ -38,6 +39,7 @@ class RetrainChoice:
     steps: int = 1
     retrain_epochs: int = 2
     retrain_lr: float = 0.01
+    retrain_weight_decay: float = 5e-5
     train_images: int | None = None
     checkpoint: str | None = None
     cache_dir: Path | None = None
@@ -51,6 +53,7 @@ class RetrainChoice:
         if self.train_images is not None:
             check_int("--train-images", self.train_images, 1, 60000)
         check_float("--retrain-lr", self.retrain_lr, 0, 10, low_open=True)
+        check_float("--retrain-weight-decay", self.retrain_weight_decay, 0, 1)
         check_int("--threads", self.threads, 1)
         if self.log_file is None:
             raise UserError(f"--mode {self.mode} needs --log_file DIR for its outputs")
@@ -75,6 +78,7 @@ def retrain_flags(args, default_out: str) -> dict:
         "steps": args.prune_steps,
         "retrain_epochs": args.retrain_epochs,
         "retrain_lr": args.retrain_lr,
+        "retrain_weight_decay": args.retrain_weight_decay,
         "train_images": args.train_images,
         "checkpoint": args.checkpoint,
         "cache_dir": args.cache_dir,
@@ -106,8 +110,8 @@ class RetrainSetup:
         x, y: the retraining images, float32 ``(n_train, C, S, S)``, int64 labels ``(n_train,)``.
         n_train: images used for retraining.
         evals: ``search`` and ``holdout`` as ``(images, labels)`` tensors.
-        recipe: the fine-tuning recipe (one-cycle SGD, weight decay 5e-5, the network's
-            augmentation).
+        recipe: the fine-tuning recipe (one-cycle SGD, ``--retrain-weight-decay``, the
+            network's augmentation).
     """
 
     spec: Any
@@ -159,7 +163,7 @@ def load_for_retraining(config: RetrainChoice) -> RetrainSetup:
         epochs=config.retrain_epochs,
         batch_size=128,
         lr=config.retrain_lr,
-        weight_decay=5e-5,
+        weight_decay=config.retrain_weight_decay,
         augment=spec.recipe.augment,
         seed=config.seed,
     )
