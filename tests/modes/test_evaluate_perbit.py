@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import one_line_error, run_main
 
 COMMON = [
@@ -59,4 +61,34 @@ def test_onnx_runtime_refuses_weighted_clustering_naming_the_way_out():
     assert line == (
         "error: --clustering weighted needs gradients and activations, which the onnxruntime "
         "backend does not give; use --backend pytorch (or drop the option)"
+    )
+
+
+def test_keras_weighted_clustering_shares_like_pytorch(tmp_path):
+    """--clustering weighted on the TensorFlow backend (GradientTape importance,
+    tests/backends/test_tf_keras.py) clusters LeNet-5's Keras twin as PyTorch clusters LeNet-5:
+    the same weighted k-means result per layer (inertia to 1e-6 relative: the importances
+    differ by float32 rounding only) and the same accuracy within 0.1 points (the cross-backend
+    tolerance, tests/backends/test_cross_backend.py). --correct stays refused there."""
+    pytest.importorskip("tensorflow")
+    options = ["--clustering", "weighted", "--calibration-images", "256"]
+    results = {}
+    for backend in ("tensorflow", "pytorch"):
+        out = tmp_path / backend
+        proc = run_main(*COMMON, "--k", "4", "--backend", backend, *options, "--log_file", str(out))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results[backend] = json.loads((out / "evaluation.json").read_text())
+    ours, theirs = results["tensorflow"], results["pytorch"]
+    assert ours["backend"] == "tensorflow" and ours["clustering"] == "weighted"
+    assert [x["name"] for x in ours["layers"]] == [x["name"] for x in theirs["layers"]]
+    for a, b in zip(ours["layers"], theirs["layers"], strict=True):
+        assert a["inertia"] == pytest.approx(b["inertia"], rel=1e-6), a["name"]
+    for split in ("accuracy_search", "accuracy_holdout"):
+        assert abs(ours["candidate"][split] - theirs["candidate"][split]) <= 0.001, split
+    proc = run_main(*COMMON, "--backend", "tensorflow", "--correct", "bias")
+    # the last line: TensorFlow's own start-up lines (absl, oneDNN) come before it on stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: --correct bias needs gradients and activations, which the tensorflow backend "
+        "does not give; use --backend pytorch (or drop the option)"
     )

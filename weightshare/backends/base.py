@@ -22,6 +22,10 @@ from weightshare.networks.registry import NetworkSpec
 from weightshare.networks.transforms import ImageTransform
 from weightshare.types import Accuracy, LayerInfo
 
+# Images per gradient of the diagonal Fisher (``fisher()``, ``--clustering weighted``): the same
+# mini-batches on every backend that has gradients, so their importances agree.
+FISHER_BATCH = 16
+
 
 class Backend(Protocol):
     """What every framework backend provides (see tests/backends for the conformance suite)."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from weightshare.backends.base import BackendPlugin
+from weightshare.backends.base import FISHER_BATCH, BackendPlugin
 from weightshare.backends.scoring import accuracy_from_logits
 from weightshare.backends.torch_prefix import PrefixRunner
 from weightshare.errors import UserError, first_line
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from weightshare.networks.datasets import Split
 
 
-FISHER_BATCH = 16  # images per gradient in PyTorchBackend.fisher
 BN_BATCH = 256  # images per forward pass in PyTorchBackend.reestimate_bn
 
 

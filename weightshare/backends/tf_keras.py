@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from weightshare.backends.base import BackendPlugin
+from weightshare.backends.base import FISHER_BATCH, BackendPlugin
 from weightshare.backends.scoring import accuracy_from_logits
 from weightshare.errors import UserError, first_line
 from weightshare.networks.inputs import InputFeeder, default_batch_size
@@ -194,6 +194,40 @@ class KerasBackend:
         out = [np.asarray(self._forward(x)) for x in self.feeder.batches(split, self.batch_size)]
         logits = np.concatenate(out)
         return logits.reshape(logits.shape[0], -1)
+
+    def fisher(self, split, batch_size: int = FISHER_BATCH) -> dict[str, np.ndarray]:
+        """Diagonal empirical Fisher of every clusterable weight on ``split`` (GradientTape).
+
+        The same figure as :meth:`PyTorchBackend.fisher`: the mean over mini-batches of
+        ``batch_size`` images (split order) of the squared gradient of the batch's mean
+        cross-entropy of the logits (``training=False``: BatchNorm uses its running
+        statistics), with the kernels the layers hold now. Returns layer name -> float64 array
+        of the weight's canonical shape, >= 0.
+        """
+        import tensorflow as tf
+
+        names = list(self._layers_by_name)
+        kernels = [self._layers_by_name[name].kernel for name in names]
+        totals = [np.zeros(tuple(kernel.shape), np.float64) for kernel in kernels]
+        labels = np.asarray(split.labels, np.int64)
+        start = n_batches = 0
+        for x in self.feeder.batches(split, batch_size):
+            y = tf.constant(labels[start : start + x.shape[0]])
+            start += x.shape[0]
+            with tf.GradientTape() as tape:
+                tape.watch([kernel.value for kernel in kernels])
+                logits = tf.reshape(self.model(tf.constant(x), training=False), (x.shape[0], -1))
+                loss = tf.reduce_mean(
+                    tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+                )
+            grads = tape.gradient(loss, [kernel.value for kernel in kernels])
+            for total, grad in zip(totals, grads, strict=True):
+                total += np.square(np.asarray(grad, np.float64))
+            n_batches += 1
+        return {
+            name: to_canonical(self._kinds[name], total / max(n_batches, 1))
+            for name, total in zip(names, totals, strict=True)
+        }
 
     def evaluate(self, split) -> Accuracy:
         start = time.perf_counter()
