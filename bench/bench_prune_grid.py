@@ -9,8 +9,9 @@ Per registry network, two explorations with the same command except ``--prune-gr
 ``--n-trials``, the network's MLPerf target): sharing alone, then the joint search. Each best
 point is then encoded (``--mode encode``) and the file's size checked against the reported
 ``size_bytes``. Prints a markdown table (best coded ratio of the whole model file against the
-fp32 state dict, holdout accuracy and verdict, evaluations, wall seconds) and writes the figures
-to ``OUT/figures.json``. A rerun resumes each exploration from its study (nothing is repeated).
+fp32 state dict, holdout accuracy and verdict, the ratio of the smallest front point that passes
+the holdout, evaluations, wall seconds) and writes the figures to ``OUT/figures.json``. A rerun
+resumes each exploration from its study (nothing is repeated).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def explore(network: str, log_dir: Path, args, prune_grid: str | None) -> dict:
         raise SystemExit(f"{' '.join(command)} failed:\n{proc.stderr[-3000:]}")
     doc = json.loads((log_dir / "results.json").read_text())
     best = doc["best"]
+    passing = [p for p in doc["pareto"] if p.get("passes_holdout")]
     row = {
         "command": " ".join(command[1:]),
         "evaluations": doc["evaluations"],
@@ -48,6 +50,8 @@ def explore(network: str, log_dir: Path, args, prune_grid: str | None) -> dict:
         "wall_seconds_study": round(doc["wall_seconds"], 1),
         "baseline_holdout": doc["baseline"]["accuracy_holdout"],
         "best": best,
+        # the smallest point of the front (smallest first) that passes the holdout too
+        "best_passing_holdout": passing[0] if passing else None,
     }
     if best is not None:
         model_file = log_dir / "best.wsz"
@@ -77,8 +81,11 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     figures: dict = {"prune_grid": args.prune_grid, "n_trials": args.n_trials, "networks": {}}
-    print("| network | search | best coded ratio | holdout | passes | evaluations | wall s |")
-    print("| --- | --- | ---: | ---: | --- | ---: | ---: |")
+    print(
+        "| network | search | best coded ratio | holdout % | passes holdout | smallest passing "
+        "holdout | evaluations | wall s |"
+    )
+    print("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |")
     for network in args.networks:
         rows = figures["networks"][network] = {}
         for mode, grid in (("sharing alone", None), ("joint", args.prune_grid)):
@@ -87,9 +94,11 @@ def main() -> None:
             best = row["best"] or {}
             ratio = best.get("compression_ratio_model_coded", float("nan"))
             holdout = 100 * best.get("accuracy_holdout", float("nan"))
+            passing = (row["best_passing_holdout"] or {}).get("compression_ratio_model_coded")
             print(
-                f"| {network} | {mode} | {ratio:.2f}x | {holdout:.2f} % | "
-                f"{best.get('passes_holdout')} | {row['evaluations']} | "
+                f"| {network} | {mode} | {ratio:.2f}x | {holdout:.2f} | "
+                f"{best.get('passes_holdout')} | "
+                f"{'none' if passing is None else f'{passing:.2f}x'} | {row['evaluations']} | "
                 f"{row['wall_seconds_study']:.0f} |",
                 flush=True,
             )

@@ -49,3 +49,15 @@ def test_paper_options_relax_the_ratio_by_0_9_until_every_layer_has_a_k():
 def test_paper_grid_is_the_seeds_81_values():
     assert len(PAPER_K_GRID) == 81
     assert PAPER_K_GRID[:5] == (2, 3, 4, 5, 6) and PAPER_K_GRID[-1] == 1024
+
+
+def test_paper_options_keep_the_best_choice_per_bit_width_and_sparsity():
+    # 3 and 4 share 2-bit indices; pruned choices compete only at their own sparsity
+    accs = {"fc": {3: 0.97, 4: 0.98, "3@0.5": 0.975, "4@0.5": 0.97, "2@0.8": 0.95}}
+    kept, ratio = paper_options(accs, baseline=1.0, ratio=0.96)
+    assert kept == {"fc": [4, "3@0.5"]} and ratio == 0.96  # 2@0.8 fails the 0.96 filter
+
+
+def test_one_layer_candidates_cover_every_pair():
+    keys = [c.key() for c in one_layer_candidates({"fc": (4, "4@0.5")})]
+    assert keys == ["fc=4", "fc=4@0.5"]

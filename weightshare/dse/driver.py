@@ -378,7 +378,7 @@ class Driver:
         confirmed = {c: f is not None and self._confirmed(f) for c, f in full.items()}
         return [good and confirmed[r.candidate] for r, good in zip(records, ok, strict=True)]
 
-    def search(self, choices: dict[str, list[int]], seeds: list[Candidate], sampler) -> None:
+    def search(self, choices: dict[str, list[int | str]], seeds: list[Candidate], sampler) -> None:
         """Ask/tell an Optuna sampler over per-layer choices, in batches of ``capacity`` trials."""
         cfg = self.config
         dists = {f"k:{layer}": CategoricalDistribution(ks) for layer, ks in choices.items()}

@@ -21,7 +21,8 @@ class Explorer(Protocol):
     Attributes:
         config: the :class:`~weightshare.dse.driver.ExploreConfig`.
         layout: the model's :class:`~weightshare.dse.objective.ModelLayout`.
-        grids: explored layer -> the k values of its grid.
+        grids: explored layer -> its choices: the k values of its grid, or with
+            ``--prune-grid`` its (k, sparsity) pairs as ``"k@s"`` (:mod:`weightshare.dse.space`).
         base: fp32 top-1 on the search images; target: the accuracy to meet there.
         options: layer -> its step-1 options (a strategy that makes some sets them; reported).
         surrogate: the strategy's fitted damage -> drop map, if any (reported).
@@ -31,7 +32,7 @@ class Explorer(Protocol):
 
     config: object
     layout: object
-    grids: dict[str, tuple[int, ...]]
+    grids: dict[str, tuple[int | str, ...]]
     base: float
     target: float
     options: dict[str, list[Option]]
@@ -70,7 +71,7 @@ class Explorer(Protocol):
         """The size the search minimises, in bytes."""
         ...
 
-    def search(self, choices: dict[str, list[int]], seeds: list[Candidate], sampler) -> None:
+    def search(self, choices: dict[str, list[int | str]], seeds: list[Candidate], sampler) -> None:
         """Ask/tell an Optuna ``sampler`` over per-layer ``choices`` (``FP32`` = 0 keeps a
         layer whole) for the search budget, ``seeds`` enqueued first."""
         ...
