@@ -114,6 +114,22 @@ REFUSALS = [
         "--size-model must be one of ('fixed', 'coded'); got 'bytes'",
     ),
     (EXPLORE, {"n_trials": -1}, "--n-trials must be an int >= 0; got -1"),
+    (
+        EXPLORE,
+        {"prune_grid": (0.5, 1.0)},
+        "every sparsity of --prune-grid must be in [0, 1); got 1.0",
+    ),
+    (
+        EVALUATE,
+        {"k": None, "k_per_layer": {"fc1": 4}, "sparsity": {"fc2": 0.5}},
+        "a pruned layer's sparsity needs its k in --k-per-layer",
+    ),
+    (
+        EVALUATE,
+        {"k": None, "k_per_layer": {"fc1": 4}, "sparsity": {"fc1": 0.5}, "granularity": "channel"},
+        "pruned layers share one codebook: a --prune-grid point needs --granularity layer; "
+        "got 'channel'",
+    ),
     (EXPLORE, {"timeout": 0}, "--timeout must be a float > 0; got 0"),
     (EXPLORE, {"population_size": 1}, "--population-size must be an int >= 2; got 1"),
     (EXPLORE, {"seed": -1}, "--seed must be an int >= 0; got -1"),
