@@ -89,7 +89,8 @@ def main() -> None:
     for network in args.networks:
         rows = figures["networks"][network] = {}
         for mode, grid in (("sharing alone", None), ("joint", args.prune_grid)):
-            log_dir = args.out / network / ("sharing" if grid is None else "joint")
+            name = "sharing" if grid is None else "joint-" + grid.replace(",", "_")
+            log_dir = args.out / network / name  # one study per grid; sharing alone shared
             row = rows[mode] = explore(network, log_dir, args, grid)
             best = row["best"] or {}
             ratio = best.get("compression_ratio_model_coded", float("nan"))

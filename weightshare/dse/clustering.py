@@ -141,7 +141,8 @@ def share_weights(
 
 
 class ClusterCache:
-    """In-memory cache of :class:`SharedWeights` per (layer name, k).
+    """In-memory cache of :class:`SharedWeights` per (layer name, k), and of pruned layers'
+    :class:`~weightshare.codecs.sparse.SparseShared` per (layer name, k, sparsity).
 
     The granularity, init and seed are fixed per cache. The cache keeps read-only copies of the
     pristine weights it was given, so later changes to the caller's arrays (for example a

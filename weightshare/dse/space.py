@@ -30,7 +30,8 @@ class Candidate:
     """One weight-sharing configuration.
 
     Attributes:
-        k: sorted tuple of (layer name, k) pairs, k >= 1; absent layers stay fp32.
+        k: sorted tuple of (layer name, choice) pairs: an int k >= 1, or ``"k@s"`` for a layer
+            pruned to sparsity ``s`` first (:func:`choice`); absent layers stay fp32.
     """
 
     k: tuple[tuple[str, int | str], ...]
