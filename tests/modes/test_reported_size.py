@@ -2,7 +2,8 @@
 writes for it (the manifest and the unclustered tensors included), and the search minimised
 that same figure: also with ``--correct bias,bn``, whose corrected biases and BatchNorm
 statistics the file stores (same lengths, other checksums, so another deflated manifest), and
-with ``--prune-grid`` (sparse layers), whose decoded file scores what the exploration reported."""
+with ``--prune-grid`` (sparse layers), whose decoded file, ``--mode evaluate`` and ``--mode
+export`` score what the exploration reported."""
 
 from __future__ import annotations
 
@@ -106,3 +107,27 @@ def test_a_prune_grid_point_encodes_to_its_size_and_decodes_to_its_accuracy(tmp_
     backend = PyTorchBackend(model, spec.input_size, threads=1)
     assert backend.evaluate(load_split("holdout")).top1 == best["accuracy_holdout"]
     assert backend.evaluate(load_split("search")).top1 == best["accuracy_search_full"]
+    # --mode evaluate and --mode export take the point too and score what was reported
+    evaluated = tmp_path / "evaluated"
+    done = run_main(
+        "--mode", "evaluate", "--network_dataset", "lenet5_fashionmnist", "--threads", "1",
+        "--k-per-layer", str(out / "results.json"), "--log_file", str(evaluated),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    evaluation = json.loads((evaluated / "evaluation.json").read_text())
+    assert evaluation["candidate"]["accuracy_holdout"] == best["accuracy_holdout"]
+    assert evaluation["candidate"]["accuracy_search"] == best["accuracy_search_full"]
+    assert {r["name"]: r["sparsity"] for r in evaluation["layers"] if r["k"]} == (
+        best["sparsity_per_layer"]
+    )
+    done = run_main(
+        "--mode", "export", "--network_dataset", "lenet5_fashionmnist", "--threads", "1",
+        "--log_file", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    exported = json.loads((out / "export" / "export.json").read_text())
+    assert exported["sparsity_per_layer"] == {
+        n: s for n, s in best["sparsity_per_layer"].items() if s
+    }
+    assert exported["accuracy_search"] == exported["accuracy_search_onnx"]
+    assert exported["accuracy_search"] == best["accuracy_search_full"]
