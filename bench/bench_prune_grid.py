@@ -88,7 +88,7 @@ def main() -> None:
     print("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |")
     for network in args.networks:
         rows = figures["networks"][network] = {}
-        for mode, grid in (("sharing alone", None), ("joint", args.prune_grid)):
+        for mode, grid in (("sharing alone", None), (f"joint {args.prune_grid}", args.prune_grid)):
             name = "sharing" if grid is None else "joint-" + grid.replace(",", "_")
             log_dir = args.out / network / name  # one study per grid; sharing alone shared
             row = rows[mode] = explore(network, log_dir, args, grid)
