@@ -14,6 +14,7 @@ chosen on) and mean holdout accuracy (reported, never used to choose).
     python bench/bench_dpu_variants.py --iterations 3         # the seed's iterative rewinding
     python bench/bench_dpu_variants.py --local next           # trajectory term, next batch's g
     python bench/bench_dpu_variants.py --allocation per-layer # k of every layer, not global
+    python bench/bench_dpu_variants.py --shadow --no-reinit   # error feedback (see shadow)
     python bench/bench_dpu_variants.py --method fu --fu-from-init   # the seed's FU (same_init)
     [--method dpu|gcpu|fu|rpu] [--epochs E] [--lam L] [--ratio K] [--seed S] [--out FILE]
 """
@@ -68,7 +69,14 @@ def next_batch_contribution(model, data, recipe, names) -> dict[str, torch.Tenso
 
 
 def contribution_round(args, lam: float):
-    """A DPU-style round with the knobs of ``args`` (defaults: the product's round)."""
+    """A DPU-style round with the knobs of ``args`` (defaults: the product's round).
+
+    ``--shadow``: the server keeps a dense model that step 1 continues round after round (from
+    the deployed model in round 1); the metric's displacement is measured from the deployed
+    model, so what earlier rounds did not send can be selected later (error feedback). Run it
+    with ``--no-reinit``: a re-init attempt would advance the shadow twice.
+    """
+    shadow: dict[str, torch.Tensor] = {}
 
     def round_(model, data) -> None:
         step1 = replace(data.recipe, epochs=args.step1_epochs or data.recipe.epochs)
@@ -79,10 +87,15 @@ def contribution_round(args, lam: float):
         )
         start = methods._weights(model)
         names = tuple(start)
+        if args.shadow and shadow:
+            model.load_state_dict(shadow)
         if args.local == "next":
             local = next_batch_contribution(model, data, step1, names)
         else:
             local = train_step(model, data.x, data.y, step1, data.generator, track=names)
+        if args.shadow:
+            shadow.clear()
+            shadow.update({n: t.detach().clone() for n, t in model.state_dict().items()})
         total = sum(w.numel() for w in start.values())
         for i in range(args.iterations):
             final = i == args.iterations - 1
@@ -135,7 +148,9 @@ def main() -> int:
     p.add_argument("--iteration-epochs", type=int, default=1, help="fine-tuning per iteration")
     p.add_argument("--local", choices=("same", "next"), default="same")
     p.add_argument("--allocation", choices=("global", "per-layer"), default="global")
+    p.add_argument("--shadow", action="store_true", help="step 1 continues a dense server model")
     p.add_argument("--fu-from-init", action="store_true", help="FU from the shared init")
+    p.add_argument("--no-reinit", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="append the JSON line here too")
     args = p.parse_args()
@@ -158,6 +173,7 @@ def main() -> int:
         schedule=RoundSchedule(1000, 1000, 10, args.seed),
         recipe=round_recipe(spec, args.epochs, seed=args.seed),
         seed=args.seed,
+        reinit=not args.no_reinit,
     )
     start = time.perf_counter()
     rounds = run_method(spec, args.method, settings, *splits, None, log=lambda _: None)
