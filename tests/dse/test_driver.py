@@ -128,6 +128,9 @@ def test_the_prune_grid_searches_k_and_sparsity_pairs(tmp_path, executor):
     for n in layers:  # half the weights pruned: fewer coded bits at the same k
         assert one_layer[f"{n}=16@0.5"].bits_coded[n] < one_layer[f"{n}=16"].bits_coded[n]
     assert outcome.best is not None
+    # the same command resumes (mixed int / "k@s" choices in the stored search trials)
+    again, resumed = _run(tmp_path, executor, PRUNED, settings)
+    assert again.evaluations == 0 and resumed.best.candidate == outcome.best.candidate
     # a rerun with the grid off is another study
     with pytest.raises(UserError, match="prune_grid"):
         TrialStore(f"sqlite:///{tmp_path / 'study.db'}", {**settings, "prune_grid": None})
