@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.conftest import ROOT
-from weightshare.dse.trials import TrialStore
+from weightshare.dse.trials import Claim, TrialStore
 
 BEAT, GRACE = 1, 4  # seconds
 
@@ -30,7 +30,7 @@ def test_a_live_drivers_running_trial_is_never_failed_as_stale(tmp_path):
         time.sleep(GRACE + 2)  # longer than the grace: only the beats keep it alive
         other.fail_stale("search")
         assert _state(other, trial) == TrialState.RUNNING
-        live.fail("search", trial)  # the live driver can still finish it
+        live.release(Claim("search", trial))  # the live driver can still finish it
         assert _state(other, trial) == TrialState.FAIL
     finally:
         live.close()
@@ -41,7 +41,7 @@ def test_a_trial_whose_driver_stopped_beating_is_failed_after_the_grace_only(tmp
     dead, rerun = _store(tmp_path), _store(tmp_path)
     try:
         trial = dead.ask("search")
-        dead.close()  # the beats stop, as when its process is killed
+        dead.heartbeat.close()  # the beats stop, as when its process is killed
         rerun.fail_stale("search")
         assert _state(rerun, trial) == TrialState.RUNNING  # within the grace: maybe alive
         deadline = time.monotonic() + 60
@@ -50,6 +50,7 @@ def test_a_trial_whose_driver_stopped_beating_is_failed_after_the_grace_only(tmp
             rerun.fail_stale("search")
         assert _state(rerun, trial) == TrialState.FAIL
     finally:
+        dead.close()
         rerun.close()
 
 

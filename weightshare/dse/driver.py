@@ -16,17 +16,23 @@ Phases (each a study in the :class:`~weightshare.dse.trials.TrialStore`):
 5. ``final``: the feasible Pareto points rescored on the whole search split, then the holdout.
 
 Evaluations already in the store are never repeated: a rerun of the same command resumes.
+
+Several drivers may run one study at once (a PostgreSQL storage): each evaluation is claimed in
+the store first, so a (candidate, split) is evaluated by one driver and reused by the others;
+the search budget counts every driver's trials; each driver picks the final points only once no
+other driver is still running a trial, from the whole study, so all write the same report.
 """
 
 from __future__ import annotations
 
+import collections
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import optuna
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
 
 from weightshare.dse import sensitivity
 from weightshare.dse.executor import Task, WorkerLost
@@ -34,12 +40,14 @@ from weightshare.dse.objective import ModelLayout
 from weightshare.dse.sensitivity import Option
 from weightshare.dse.space import FP32, Candidate, layer_choices, parse_choice, select_layers
 from weightshare.dse.strategies import DEFAULT_OPTIMIZATION, STRATEGIES
-from weightshare.dse.trials import Record, TrialStore
+from weightshare.dse.trials import Busy, Claim, Record, TrialStore
 from weightshare.errors import UserError
 from weightshare.types import K_MAX
 from weightshare.validation import check_choice, check_float, check_int
 
 SIZE_MODELS = ("fixed", "coded")
+K_PARAM = IntDistribution(FP32, K_MAX)  # a layer's k as a trial param (0 = fp32)
+SPARSITY_PARAM = FloatDistribution(0.0, 1.0)  # its sparsity, with --prune-grid
 
 
 @dataclass(frozen=True)
@@ -178,6 +186,7 @@ class Driver:
         self.options: dict[str, list[Option]] = {}  # step-1 options, if the strategy makes them
         self.base = math.nan
         self._one_layer: dict[str, dict[int, Record]] | None = None
+        self._searched = 0  # COMPLETE trials of the search phase (progress)
         self.best_ratio = math.nan
         self.target = math.nan
 
@@ -211,50 +220,80 @@ class Driver:
         params_of: Callable | None = None,
         target: float | None = None,
         pass_fail: bool = False,
+        *,
+        show: bool = True,
     ) -> list[Record]:
         """Evaluate ``candidates`` on ``split`` (reusing stored results), storing new ones.
 
+        Each is claimed first (:meth:`TrialStore.claim`), at most ``executor.capacity`` at a
+        time, so drivers sharing the study split the work; one claimed by another driver is
+        waited for once this driver's own are stored, then claimed again (its result is reused,
+        or it is evaluated here if that driver died). ``params_of(candidate)``: the trial's
+        params, name -> (value, distribution); default: ``k:LAYER`` of every explored layer.
+
         ``pass_fail``: only whether each candidate meets ``target`` matters, so (with
         ``early_stopping``) scoring stops once it has failed for certain, and an earlier
-        evaluation that stopped so is reused.
+        evaluation that stopped so is reused. A candidate whose worker was lost for good is
+        left out of the returned records. ``show``: report progress under ``phase`` (False:
+        evaluations within another phase's, such as the search's confirmations).
         """
         stop_below = target if pass_fail and self.config.early_stopping else None
+        params_of = params_of or self._k_params
         records: dict[int, Record] = {}
-        tasks = []
-        for i, cand in enumerate(candidates):
-            found = self.store.lookup(cand, split, partial=stop_below is not None)
-            if found is not None:
-                records[i] = found
-            else:
-                tasks.append(Task(i, cand, split, stop_below))
-        for task in tasks:
-            self.executor.submit(task)
-        while self.executor.pending():
-            task, result = self.executor.wait()
-            if isinstance(result, WorkerLost):
-                continue  # lost for good: the phase goes on without it
-            params = params_of(task.candidate) if params_of else None
-            dists = None if params is None else {k: v[1] for k, v in params.items()}
-            records[task.tag] = self.store.add(
-                phase,
-                task.candidate,
-                result,
-                size_bytes=self.size_bytes(result),
-                target=target,
-                params=None if params is None else {k: v[0] for k, v in params.items()},
-                distributions=dists,
-            )
-            self.evaluations += 1
-            self._note(phase, records[task.tag], len(records), len(candidates))
+        todo = list(enumerate(candidates))
+        while todo:
+            queue, claims, busy = collections.deque(todo), {}, []
+            while queue or claims:
+                while queue and len(claims) < self.executor.capacity:
+                    i, cand = queue.popleft()
+                    got = self.store.claim(
+                        phase, cand, split, partial=stop_below is not None, params=params_of(cand)
+                    )
+                    if isinstance(got, Record):
+                        records[i] = got
+                    elif isinstance(got, Busy):
+                        busy.append((i, cand, got))
+                    else:
+                        claims[i] = got
+                        self.executor.submit(Task(i, cand, split, stop_below))
+                if not claims:
+                    continue
+                task, result = self.executor.wait()
+                claim = claims.pop(task.tag)
+                if isinstance(result, WorkerLost):
+                    self.store.release(claim)  # lost for good: the phase goes on without it
+                    continue
+                records[task.tag] = self.store.complete(
+                    claim, result, size_bytes=self.size_bytes(result), target=target
+                )
+                self.evaluations += 1
+                self._note(phase, records[task.tag], len(records), len(candidates), show)
+            for _, _, other in busy:
+                self.store.wait(other)
+            todo = [(i, cand) for i, cand, _ in busy]
         return [records[i] for i in sorted(records)]
 
-    def _note(self, phase: str, record: Record, done: int, total: int) -> None:
+    def _k_params(self, candidate: Candidate) -> dict:
+        """``k:LAYER`` -> (k, 0 = fp32) of every explored layer, and with ``--prune-grid``
+        ``sparsity:LAYER`` -> its sparsity: the trial's params, so the per-layer choice can be
+        read in optuna-dashboard in every phase."""
+        settings = candidate.settings()
+        params = {}
+        for layer in self.explored:
+            k, sparsity = settings.get(layer, (FP32, 0.0))
+            params[f"k:{layer}"] = (k, K_PARAM)
+            if self.config.prune_grid:
+                params[f"sparsity:{layer}"] = (sparsity, SPARSITY_PARAM)
+        return params
+
+    def _note(self, phase: str, record: Record, done: int, total: int, show: bool = True) -> None:
         """Report progress; the best ratio counts points feasible on the whole search split."""
         if record.split == (self.full_split or "search") and record.phase != "baseline":
             target = self.full_target if self.full_split else self.target
             if record.accuracy >= target:
                 self._new_best_ratio(record)
-        self.progress(phase, done, total, self.best_ratio)
+        if show:
+            self.progress(phase, done, total, self.best_ratio)
 
     # --- confirmation on the whole search split ----------------------------------------------
 
@@ -300,19 +339,32 @@ class Driver:
         self.target = self.config.accuracy_ratio * baseline["search"].accuracy
         if self.full_split:
             self.full_target = self.config.accuracy_ratio * baseline[self.full_split].accuracy
-            for r in self.store.records():
-                if r.split == self.full_split and r.phase != "baseline":
-                    self._confirmed(r)
+        self._note_confirmations()
         self.base = baseline["search"].accuracy
         outcome = Outcome(baseline, self.target)
         try:
             STRATEGIES[self.config.optimization].explore(self)
         except KeyboardInterrupt:
             outcome.interrupted = True
+            self.store.release_open()  # the trials in flight: FAIL, claimable again
+            self.executor.close()
         outcome.options = self.options
+        if not outcome.interrupted:
+            # the report covers the whole study: every driver sharing it is done searching
+            self.store.wait_idle()
+            self._note_confirmations()
         self._finish(outcome)
+        if not outcome.interrupted:
+            self.store.wait_idle()  # the others' last final evaluations are this one's too
         outcome.evaluations = sum(not r.reused for r in self.store.records())
         return outcome
+
+    def _note_confirmations(self) -> None:
+        """Note every whole-search-split score in the study (other drivers' too)."""
+        if self.full_split:
+            for r in self.store.records():
+                if r.split == self.full_split and r.phase != "baseline":
+                    self._confirmed(r)
 
     # --- what strategies call (weightshare.dse.strategies.base.Explorer) ---------------------
 
@@ -379,110 +431,134 @@ class Driver:
         return [good and confirmed[r.candidate] for r, good in zip(records, ok, strict=True)]
 
     def search(self, choices: dict[str, list[int | str]], seeds: list[Candidate], sampler) -> None:
-        """Ask/tell an Optuna sampler over per-layer choices, in batches of ``capacity`` trials."""
+        """Ask/tell an Optuna sampler over per-layer choices, in batches of ``capacity`` trials.
+
+        The budget counts every driver's COMPLETE and RUNNING trials of the phase; a driver that
+        finds it spent waits for the others' running trials (one that fails frees its place).
+        """
         cfg = self.config
         dists = {f"k:{layer}": CategoricalDistribution(ks) for layer, ks in choices.items()}
-        study = self.store.study("search", sampler)
+        self.store.study("search", sampler)
         self.store.fail_stale("search")
-        complete = (optuna.trial.TrialState.COMPLETE,)
-        done = len(study.get_trials(deepcopy=False, states=complete))
         total, start = cfg.search_trials(), time.monotonic()
-        # Enqueue only the seeds the budget can still ask (in order): no seed is left WAITING
-        # by a run that ends on its trial budget; a rerun with a larger budget enqueues the rest.
-        waiting = (optuna.trial.TrialState.WAITING,)
-        room = total - done - len(study.get_trials(deepcopy=False, states=waiting))
-        for cand in seeds:
-            if room <= 0:
-                break
-            k_map = cand.as_dict()
-            params = {f"k:{layer}": k_map.get(layer, FP32) for layer in choices}
-            if all(v in dists[name].choices for name, v in params.items()):
-                before = len(study.get_trials(deepcopy=False, states=waiting))
-                study.enqueue_trial(params, skip_if_exists=True)
-                room -= len(study.get_trials(deepcopy=False, states=waiting)) - before
-        in_flight: dict[int, optuna.Trial] = {}
+        done = (TrialState.COMPLETE,)
+        self._searched = len(self.store.study("search").get_trials(deepcopy=False, states=done))
+        with self.store.locked():  # the seeds are enqueued once, whichever driver comes first
+            self._enqueue(seeds, dists, total)
 
-        def budget_left() -> bool:
-            timed_out = cfg.timeout is not None and time.monotonic() - start >= cfg.timeout
-            return not timed_out and done + len(in_flight) < total
-
-        def finish(trial, cand, result, reused: bool) -> None:
-            """Tell a trial, judged on the whole search split when that score exists."""
-            nonlocal done
-            full = self.full_split and self.store.lookup(cand, self.full_split, partial=True)
-            if full and full.stopped_early:
-                # the sampler is told whole-split accuracies: score it to the end
-                (full,) = self.evaluate(
-                    "confirm", [cand], self.full_split, target=self.full_target
-                ) or (None,)
-            if full:
-                self._confirmed(full)
-            record = self.store.tell(
-                "search",
-                trial,
-                cand,
-                result,
-                size_bytes=self.size_bytes(result),
-                target=self.target,
-                reused=reused,
-                confirmed=(full.accuracy, self.full_target) if full else None,
-            )
-            done += 1
-            self._note("search", record, done, total)
+        def timed_out() -> bool:
+            return cfg.timeout is not None and time.monotonic() - start >= cfg.timeout
 
         # Batch-synchronous ask/tell: ask up to `capacity` trials, evaluate them (and confirm the
         # promising ones), then tell them in trial order. The sampler then sees the same history
         # whatever order the workers finish in, so the same command gives the same study.
-        try:
-            while budget_left():
-                batch = []
-                while len(batch) < self.executor.capacity and budget_left():
-                    trial = self.store.ask("search")
-                    cand = Candidate.of(
-                        {
-                            name[2:]: trial.suggest_categorical(name, d.choices)
-                            for name, d in dists.items()
-                        }
-                    )
-                    found = self.store.lookup(cand, "search")
-                    if found is not None:
-                        finish(trial, cand, found.result, True)
-                        continue
-                    in_flight[trial.number] = trial
-                    batch.append((trial, cand))
-                    self.executor.submit(Task(trial.number, cand, "search"))
-                results = self._collect(len(batch))
-                confirm = [
-                    (t, c)
-                    for t, c in batch
-                    if not isinstance(results[t.number], WorkerLost)
-                    and self._needs_confirm(results[t.number])
-                    and self.store.lookup(c, self.full_split) is None
-                ]
-                for trial, cand in confirm:
-                    self.executor.submit(Task(trial.number, cand, self.full_split))
-                fulls = self._collect(len(confirm))
-                for trial, cand in batch:
-                    result = results[trial.number]
-                    full = fulls.get(trial.number)
-                    if isinstance(result, WorkerLost) or isinstance(full, WorkerLost):
-                        self.store.fail("search", in_flight.pop(trial.number))
-                        continue
-                    self.evaluations += 1 + (full is not None)
-                    if full is not None:
-                        self.store.add(
-                            "confirm",
-                            cand,
-                            full,
-                            size_bytes=self.size_bytes(full),
-                            target=self.full_target,
-                        )
-                    finish(in_flight.pop(trial.number), cand, result, False)
-        except KeyboardInterrupt:
-            for trial in in_flight.values():
-                self.store.fail("search", trial)
-            self.executor.close()
-            raise
+        while not timed_out():
+            batch = []
+            while len(batch) < self.executor.capacity and not timed_out():
+                trial = self.store.ask_within("search", total)
+                if trial is None:
+                    break
+                k_map = {
+                    name[2:]: trial.suggest_categorical(name, d.choices)
+                    for name, d in dists.items()
+                }
+                cand = Candidate.of(k_map)
+                batch.append((trial, cand))
+            if not batch:
+                if not self.store.others_running("search"):
+                    break  # the budget is spent
+                self.store.wait_idle("search")  # another driver's trials: told, or failed
+                continue
+            left = self._search_batch(batch, total)
+            while left:  # candidates claimed by a trial still running: wait, then claim again
+                for _, _, other in left:
+                    self.store.wait(other)
+                if not all(other.mine for _, _, other in left):
+                    sampler.reseed_rng()  # another driver drew the same: draw elsewhere from now
+                left = self._search_batch([(t, c) for t, c, _ in left], total)
+
+    def _enqueue(self, seeds: list[Candidate], dists: dict, total: int) -> None:
+        """Enqueue the seeds in order, only those the budget can still ask: no seed is left
+        WAITING by a run that ends on its trial budget; a rerun with a larger budget enqueues
+        the rest."""
+        study = self.store.study("search")
+        asked = (TrialState.COMPLETE, TrialState.RUNNING)
+        waiting = (TrialState.WAITING,)
+        room = total - len(study.get_trials(deepcopy=False, states=asked))
+        room -= len(study.get_trials(deepcopy=False, states=waiting))
+        for cand in seeds:
+            if room <= 0:
+                break
+            k_map = cand.as_dict()
+            params = {name: k_map.get(name[2:], FP32) for name in dists}
+            if all(v in dists[name].choices for name, v in params.items()):
+                before = len(study.get_trials(deepcopy=False, states=waiting))
+                study.enqueue_trial(params, skip_if_exists=True)
+                room -= len(study.get_trials(deepcopy=False, states=waiting)) - before
+
+    def _search_batch(self, batch: list, total: int) -> list:
+        """Claim, evaluate, confirm and tell the asked trials of ``batch`` ((trial, candidate)
+        pairs); return (trial, candidate, :class:`Busy`) for those whose candidate another trial
+        claimed and still runs (another driver's, or an earlier one of this batch)."""
+        claims, found, busy = {}, {}, []
+        for trial, cand in batch:
+            got = self.store.claim("search", cand, "search", trial=trial)
+            if isinstance(got, Record):
+                found[trial.number] = got
+            elif isinstance(got, Busy):
+                busy.append((trial, cand, got))
+            else:
+                claims[trial.number] = got
+                self.executor.submit(Task(trial.number, cand, "search"))
+        results = self._collect(len(claims))
+        confirm = [
+            cand
+            for trial, cand in batch
+            if trial.number in claims
+            and not isinstance(results[trial.number], WorkerLost)
+            and self._needs_confirm(results[trial.number])
+        ]
+        fulls = {r.candidate.key(): r for r in self._confirm_full(confirm)}
+        for trial, cand in batch:
+            if trial.number in found:
+                self._tell(trial, cand, found[trial.number].result, True, total)
+                continue
+            if trial.number not in claims:
+                continue
+            result = results[trial.number]
+            if isinstance(result, WorkerLost) or (cand in confirm and cand.key() not in fulls):
+                self.store.release(claims[trial.number])  # lost: the budget asks another
+                continue
+            self.evaluations += 1
+            self._tell(trial, cand, result, False, total)
+        return busy
+
+    def _confirm_full(self, candidates: list[Candidate]) -> list[Record]:
+        """Score ``candidates`` on the whole search split to the end (the sampler is told it)."""
+        if not candidates:
+            return []
+        return self.evaluate(
+            "confirm", candidates, self.full_split, target=self.full_target, show=False
+        )
+
+    def _tell(self, trial, cand: Candidate, result, reused: bool, total: int) -> None:
+        """Tell a search trial, judged on the whole search split when that score exists."""
+        full = self.full_split and self.store.lookup(cand, self.full_split, partial=True)
+        if full and full.stopped_early:
+            # the sampler is told whole-split accuracies: score it to the end
+            (full,) = self._confirm_full([cand]) or (None,)
+        if full:
+            self._confirmed(full)
+        record = self.store.complete(
+            Claim("search", trial),
+            result,
+            size_bytes=self.size_bytes(result),
+            target=self.target,
+            reused=reused,
+            confirmed=(full.accuracy, self.full_target) if full else None,
+        )
+        self._searched += 1
+        self._note("search", record, self._searched, total)
 
     def _collect(self, n: int) -> dict:
         """The next ``n`` finished tasks of the executor, as tag -> result."""

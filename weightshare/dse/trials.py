@@ -8,20 +8,36 @@ knows from the storage alone and never evaluates the same (candidate, split) twi
 The settings that define the exploration are stored with the first study; a rerun with
 different settings is refused with the name of the setting that differs.
 
-Trials asked by a sampler beat Optuna's heartbeat while they run (:mod:`.heartbeat`); only those
-whose driver stopped beating are failed as stale, never the trials of another live driver.
+Several drivers may share one study (PostgreSQL): before evaluating a (candidate, split), a
+driver **claims** it (:meth:`TrialStore.claim`): under the study's claim lock
+(:mod:`.claim_lock`) it looks the pair up among the finished trials and the RUNNING ones that
+mark a claim (user attributes ``key`` and ``split`` set while running), and only when nobody has
+it creates a RUNNING trial of its own. A driver that finds the pair claimed by another one waits
+for that trial (:meth:`TrialStore.wait`) instead of evaluating it. Every RUNNING trial beats
+Optuna's heartbeat (:mod:`.heartbeat`); only those whose driver stopped beating are failed as
+stale, never the trials of another live driver, so a dead driver's claims become claimable again.
+
+Each trial is readable in optuna-dashboard as it is: the per-layer k as params (``k:LAYER``, 0 =
+fp32; step 1's ``layer``/``k``), size and accuracy as the two objective values, and the phase,
+split, ``accuracy_SPLIT``, sizes, damage figures (``kl``, ``flip``, ``cross_entropy``), the Ray
+node and the driver as user attributes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import socket
+import time
 import warnings
 from dataclasses import dataclass
 
 import optuna
 from optuna.trial import TrialState
 
+from weightshare.dse.claim_lock import ClaimLock
 from weightshare.dse.heartbeat import Heartbeat
 from weightshare.dse.space import Candidate
 from weightshare.errors import UserError, first_line
@@ -29,8 +45,10 @@ from weightshare.types import EvalResult
 
 DEFAULT_STUDY = "weightshare"
 DIRECTIONS = ("minimize", "maximize")  # size in bytes, accuracy
+METRIC_NAMES = ("size_bytes", "accuracy")
 HEARTBEAT_SECONDS = 10  # a live driver records each of its running trials' heartbeat this often
 GRACE_SECONDS = 60  # a RUNNING trial without a beat for this long belongs to a dead driver
+POLL_SECONDS = 0.5  # how often a driver waiting for another one's trials reads the study
 
 
 @dataclass(frozen=True)
@@ -92,8 +110,28 @@ def open_storage(
         raise UserError(f"cannot open --storage {url!r} ({reason})") from None
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A RUNNING trial of ``phase`` that this driver evaluates: made by :meth:`TrialStore.claim`
+    or asked from a sampler (:meth:`TrialStore.ask`); finished by :meth:`TrialStore.complete`
+    or :meth:`TrialStore.release`."""
+
+    phase: str
+    trial: optuna.Trial
+
+
+@dataclass(frozen=True)
+class Busy:
+    """A (candidate, split) that a RUNNING trial (``trial_id``, of ``phase``) has claimed:
+    another driver's (``mine`` False: :meth:`TrialStore.wait` for it), or this driver's own."""
+
+    phase: str
+    trial_id: int
+    mine: bool
+
+
 class TrialStore:
-    """Studies of one exploration in one storage.
+    """Studies of one exploration in one storage, shared by every driver that opens it.
 
     Args:
         storage: an Optuna storage URL (``sqlite:///DIR/study.db``, ``postgresql://...``).
@@ -101,6 +139,9 @@ class TrialStore:
         name: the study name (prefix of the per-phase studies).
         heartbeat_interval, grace_period: seconds between two heartbeats of a running trial,
             and without one before the trial counts as stale (see :meth:`fail_stale`).
+        sole_driver: the caller guarantees no other driver uses the study (it holds the SQLite
+            study lock): RUNNING trials left by an earlier driver are failed at once, and the
+            study is not re-read before each claim.
     """
 
     def __init__(
@@ -111,6 +152,7 @@ class TrialStore:
         *,
         heartbeat_interval: int = HEARTBEAT_SECONDS,
         grace_period: int = GRACE_SECONDS,
+        sole_driver: bool = False,
     ) -> None:
         if not name or "/" in name:
             raise UserError(f"--study-name must be a non-empty name without '/'; got {name!r}")
@@ -119,11 +161,19 @@ class TrialStore:
         self.storage = open_storage(storage, heartbeat_interval, grace_period)
         self.heartbeat = Heartbeat(self.storage, heartbeat_interval)
         self.settings = json.loads(json.dumps(settings))
+        self.sole_driver = sole_driver
+        self.driver = f"{socket.gethostname()}:{os.getpid()}"  # recorded with each trial
+        self._lock = ClaimLock(storage, name)
         self._studies: dict[str, optuna.Study] = {}
-        self._check_settings()
         self._by_key: dict[tuple[str, str], Record] = {}
-        for record in self.records():
-            self._remember(record)
+        self._seen: set[int] = set()  # ids of the finished trials indexed in _by_key
+        self._open: dict[int, tuple[Claim, tuple[str, str] | None]] = {}  # this driver's RUNNING
+        self._others: dict[tuple[str, str], tuple[str, int]] = {}  # (key, split) -> (phase, id)
+        with self._lock.held():
+            self._check_settings()
+        if sole_driver:
+            self._fail_running()
+        self._refresh()
 
     def _check_settings(self) -> None:
         study = self.study("baseline")
@@ -148,24 +198,30 @@ class TrialStore:
     def study(self, phase: str, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
         """The (created or loaded) study of ``phase``; a given sampler replaces the cached one."""
         if phase not in self._studies or sampler is not None:
-            self._studies[phase] = optuna.create_study(
+            study = optuna.create_study(
                 storage=self.storage,
                 study_name=self.prefix + phase,
                 directions=list(DIRECTIONS),
                 sampler=sampler or optuna.samplers.RandomSampler(seed=0),
                 load_if_exists=True,
             )
+            if study.metric_names is None:  # the values' names, shown by optuna-dashboard
+                with warnings.catch_warnings():  # experimental since Optuna 3.2
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.set_metric_names(list(METRIC_NAMES))
+            self._studies[phase] = study
         return self._studies[phase]
 
     def add_wall_seconds(self, seconds: float) -> float:
         """Add this run's wall time to the study's; return the total over every run of it."""
-        study = self.study("baseline")
-        total = float(study.user_attrs.get("wall_seconds", 0.0)) + seconds
-        study.set_user_attr("wall_seconds", total)
+        with self._lock.held():
+            study = self.study("baseline")
+            total = float(study.user_attrs.get("wall_seconds", 0.0)) + seconds
+            study.set_user_attr("wall_seconds", total)
         return total
 
     def phases(self) -> list[str]:
-        names = [s.study_name for s in optuna.get_all_study_summaries(self.storage)]
+        names = [s.study_name for s in self.storage.get_all_studies()]
         return [n[len(self.prefix) :] for n in names if n.startswith(self.prefix)]
 
     def records(self, phase: str | None = None) -> list[Record]:
@@ -179,21 +235,123 @@ class TrialStore:
     def _remember(self, record: Record) -> None:
         """Index a record for :meth:`lookup`: the first one, unless a complete evaluation
         comes after one that stopped early."""
+        self._seen.add(record.trial_id)
         key = (record.candidate.key(), record.split)
         known = self._by_key.get(key)
         if known is None or (known.stopped_early and not record.stopped_early):
             self._by_key[key] = record
 
+    def _refresh(self) -> None:
+        """Read the study: index the finished evaluations not seen yet (other drivers' too) and
+        note the claims of the RUNNING trials that are not this driver's."""
+        self._others = {}
+        states = (TrialState.COMPLETE, TrialState.RUNNING)
+        for phase in self.phases():
+            for trial in self.study(phase).get_trials(deepcopy=False, states=states):
+                if trial.state == TrialState.COMPLETE:
+                    if trial._trial_id not in self._seen:
+                        self._remember(_record(phase, trial))
+                elif trial._trial_id not in self._open and "key" in trial.user_attrs:
+                    claimed = (trial.user_attrs["key"], trial.user_attrs["split"])
+                    self._others[claimed] = (phase, trial._trial_id)
+
+    def _find(self, key: tuple[str, str], partial: bool) -> Record | None:
+        found = self._by_key.get(key)
+        if found is not None and found.stopped_early and not partial:
+            return None
+        return found
+
     def lookup(self, candidate: Candidate, split: str, *, partial: bool = False) -> Record | None:
-        """A stored evaluation of the same candidate on the same split, if any.
+        """A stored evaluation of the same candidate on the same split, if any (by any driver).
 
         One that stopped early (a certain failure, its figures over part of the split) is
         returned only with ``partial=True``: where only pass/fail matters.
         """
-        found = self._by_key.get((candidate.key(), split))
-        if found is not None and found.stopped_early and not partial:
-            return None
-        return found
+        if not self.sole_driver:
+            self._refresh()
+        return self._find((candidate.key(), split), partial)
+
+    def claim(
+        self,
+        phase: str,
+        candidate: Candidate,
+        split: str,
+        *,
+        partial: bool = False,
+        trial: optuna.Trial | None = None,
+        params: dict | None = None,
+    ) -> Record | Claim | Busy:
+        """Claim the evaluation of ``candidate`` on ``split``, atomically across drivers.
+
+        Returns the stored :class:`Record` when there is one (see :meth:`lookup` for
+        ``partial``); a :class:`Busy` when a RUNNING trial already claims the pair; else a
+        :class:`Claim`: ``trial`` (a trial asked from a sampler) now marks the claim, or a new
+        RUNNING trial of ``phase`` with ``params`` (name -> (value, distribution)) does.
+        Evaluate a claim, then :meth:`complete` it (or :meth:`release` it when lost).
+        """
+        key = (candidate.key(), split)
+        with self._lock.held():
+            if not self.sole_driver:
+                self._refresh()
+            found = self._find(key, partial)
+            if found is not None:
+                return found
+            for trial_id, (claim, claimed) in self._open.items():
+                if claimed == key:
+                    return Busy(claim.phase, trial_id, mine=True)
+            if key in self._others:
+                return Busy(*self._others[key], mine=False)
+            attrs = {"key": key[0], "split": split, "driver": self.driver}
+            if trial is None:
+                claim = self._new_trial(phase, params or {}, attrs)
+            else:
+                for name, value in attrs.items():
+                    trial.set_user_attr(name, value)
+                claim = Claim(phase, trial)
+            self._open[claim.trial._trial_id] = (claim, key)
+            return claim
+
+    def _new_trial(self, phase: str, params: dict, attrs: dict) -> Claim:
+        """A new RUNNING trial of ``phase`` (beating from now on)."""
+        template = optuna.trial.create_trial(
+            state=TrialState.RUNNING,
+            params={name: value for name, (value, _) in params.items()},
+            distributions={name: dist for name, (_, dist) in params.items()},
+            user_attrs=attrs,
+        )
+        study = self.study(phase)
+        trial_id = self.storage.create_new_trial(
+            self.storage.get_study_id_from_name(study.study_name), template_trial=template
+        )
+        self.heartbeat.add(trial_id)
+        return Claim(phase, optuna.Trial(study, trial_id))
+
+    def wait(self, busy: Busy) -> None:
+        """Wait until another driver's claim ``busy`` is no longer RUNNING: told, or failed
+        (as stale once its driver stopped beating: the pair can be claimed again)."""
+        while self.storage.get_trial(busy.trial_id).state == TrialState.RUNNING:
+            if busy.mine:
+                raise RuntimeError(f"waiting for this driver's own running trial {busy.trial_id}")
+            time.sleep(POLL_SECONDS)
+            self.fail_stale(busy.phase)
+
+    def others_running(self, phase: str | None = None) -> list[int]:
+        """Ids of the RUNNING trials (of ``phase``, or of every phase) not this driver's."""
+        running = (TrialState.RUNNING,)
+        return [
+            t._trial_id
+            for name in ([phase] if phase else self.phases())
+            for t in self.study(name).get_trials(deepcopy=False, states=running)
+            if t._trial_id not in self._open
+        ]
+
+    def wait_idle(self, phase: str | None = None) -> None:
+        """Wait until no other driver runs a trial (of ``phase``, or of the whole study): each
+        is told, or failed as stale when its driver died."""
+        while self.others_running(phase):
+            time.sleep(POLL_SECONDS)
+            for name in [phase] if phase else self.phases():
+                self.fail_stale(name)
 
     def fail_stale(self, phase: str) -> None:
         """Fail the RUNNING trials of ``phase`` whose driver stopped beating (Optuna's
@@ -202,22 +360,54 @@ class TrialStore:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(self.study(phase))
 
+    def _fail_running(self) -> None:
+        """Fail every RUNNING trial (the sole driver's: those left by an earlier, dead one)."""
+        for phase in self.phases():
+            running = self.study(phase).get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            for trial in running:
+                self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+
+    def locked(self):
+        """The study's claim lock, as a context manager (held by one driver at a time)."""
+        return self._lock.held()
+
     def ask(self, phase: str) -> optuna.Trial:
         """A new trial of ``phase`` from its sampler, beating until it is told or failed."""
         with warnings.catch_warnings():  # we beat ourselves: Study.ask need not warn about it
             warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
             trial = self.study(phase).ask()
         self.heartbeat.add(trial._trial_id)
+        self._open[trial._trial_id] = (Claim(phase, trial), None)
         return trial
 
-    def fail(self, phase: str, trial: optuna.Trial) -> None:
-        """Tell an asked trial FAIL (its evaluation was lost or interrupted)."""
-        self.study(phase).tell(trial, state=TrialState.FAIL)
-        self.heartbeat.discard(trial._trial_id)
+    def ask_within(self, phase: str, total: int) -> optuna.Trial | None:
+        """:meth:`ask`, unless the COMPLETE and RUNNING trials of ``phase`` (every driver's)
+        already number ``total`` or more: then None. Atomic across drivers."""
+        states = (TrialState.COMPLETE, TrialState.RUNNING)
+        with self._lock.held():
+            if len(self.study(phase).get_trials(deepcopy=False, states=states)) >= total:
+                return None
+            return self.ask(phase)
+
+    def release(self, claim: Claim) -> None:
+        """Tell a claimed or asked trial FAIL (its evaluation was lost or interrupted): the
+        pair can be claimed again. One already failed (found stale) stays as it is."""
+        trial_id = claim.trial._trial_id
+        self.heartbeat.discard(trial_id)
+        self._open.pop(trial_id, None)
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
+
+    def release_open(self) -> None:
+        """:meth:`release` every trial this driver still runs (it is stopping)."""
+        for claim, _ in list(self._open.values()):
+            self.release(claim)
 
     def close(self) -> None:
-        """Stop the heartbeat thread (trials still RUNNING become stale after the grace)."""
+        """Fail the trials still running here, stop the heartbeat thread, close the lock."""
+        self.release_open()
         self.heartbeat.close()
+        self._lock.close()
 
     def attrs(
         self, result: EvalResult, size_bytes: float, target: float | None, reused: bool
@@ -226,6 +416,7 @@ class TrialStore:
             "key": result.key,
             "split": result.split,
             "accuracy": result.accuracy,
+            f"accuracy_{result.split}": result.accuracy,
             "top5": result.top5,
             "n_images": result.n_images,
             "bits_fixed": result.bits_fixed,
@@ -241,6 +432,7 @@ class TrialStore:
             "reused": reused,
             "target": target,
             "node": None if reused else result.node,
+            "driver": self.driver,
         }
 
     def add(
@@ -252,53 +444,43 @@ class TrialStore:
         size_bytes: float,
         target: float | None,
         params: dict | None = None,
-        distributions: dict | None = None,
         reused: bool = False,
     ) -> Record:
-        """Store a finished evaluation that no sampler asked for (baseline, step 1, ladder)."""
-        # Phases without a sampler store no params (a categorical's choices may never change
-        # within a study): the candidate lives in the user attributes, as for every trial.
-        params, distributions = params or {}, distributions or {}
-        constraints = None if target is None else {"accuracy": target - result.accuracy}
-        trial = optuna.trial.create_trial(
-            values=[size_bytes, result.accuracy],
-            params=params,
-            distributions=distributions,
-            user_attrs=self.attrs(result, size_bytes, target, reused),
-            constraints=constraints,
-        )
-        # Study.add_trial, but keeping the storage's trial id (add_trial returns nothing).
-        study_id = self.storage.get_study_id_from_name(self.study(phase).study_name)
-        trial_id = self.storage.create_new_trial(study_id, template_trial=trial)
-        record = _record(phase, self.storage.get_trial(trial_id))
-        self._remember(record)
-        return record
+        """Store a finished evaluation that was not claimed first (imports, tests);
+        ``params``: name -> (value, distribution)."""
+        claim = self._new_trial(phase, params or {}, {})
+        self._open[claim.trial._trial_id] = (claim, None)
+        return self.complete(claim, result, size_bytes=size_bytes, target=target, reused=reused)
 
-    def tell(
+    def complete(
         self,
-        phase: str,
-        trial: optuna.Trial,
-        candidate: Candidate,
+        claim: Claim,
         result: EvalResult,
         *,
         size_bytes: float,
-        target: float,
-        reused: bool,
+        target: float | None,
+        reused: bool = False,
         confirmed: tuple[float, float] | None = None,
     ) -> Record:
-        """Finish a trial that a sampler asked for.
+        """Finish a claimed or asked trial with ``result`` (values: size, accuracy; the
+        constraint ``target - accuracy`` when there is a target).
 
         ``confirmed`` = (accuracy, target) on the whole search split: when given, the sampler
         is told that accuracy and judged against that target (the scaled split is noisy).
         """
-        for name, value in self.attrs(result, size_bytes, target, reused).items():
-            trial.set_user_attr(name, value)
+        trial = claim.trial
+        attrs = self.attrs(result, size_bytes, target, reused)
+        attrs["phase"] = claim.phase
         accuracy, target = confirmed or (result.accuracy, target)
-        trial.set_user_attr("confirmed_accuracy", None if confirmed is None else accuracy)
-        trial.set_constraint("accuracy", target - accuracy)
-        frozen = self.study(phase).tell(trial, [size_bytes, accuracy])
+        attrs["confirmed_accuracy"] = None if confirmed is None else accuracy
+        for name, value in attrs.items():
+            trial.set_user_attr(name, value)
+        if target is not None:
+            trial.set_constraint("accuracy", target - accuracy)
+        frozen = self.study(claim.phase).tell(trial, [size_bytes, accuracy])
         self.heartbeat.discard(trial._trial_id)
-        record = _record(phase, frozen)
+        self._open.pop(trial._trial_id, None)
+        record = _record(claim.phase, frozen)
         self._remember(record)
         return record
 

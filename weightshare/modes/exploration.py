@@ -236,7 +236,7 @@ def run(args, spec, config, out_dir: Path, storage: str, checkpoint: Path) -> in
     import optuna
 
     from weightshare.console import print_exploration_summary
-    from weightshare.dse import report
+    from weightshare.dse import report, study_lock
     from weightshare.dse.driver import Driver
     from weightshare.dse.executor import LocalExecutor, RayExecutor
     from weightshare.dse.trials import TrialStore
@@ -259,7 +259,9 @@ def run(args, spec, config, out_dir: Path, storage: str, checkpoint: Path) -> in
         **(perbit.as_dict() if perbit.needs_calibration else {}),
         **config.identity(),
     }
-    store = TrialStore(storage, settings, args.study_name)
+    # a SQLite study is locked by this process (study_lock): it is the study's only driver
+    sole = study_lock.sqlite_path(storage) is not None
+    store = TrialStore(storage, settings, args.study_name, sole_driver=sole)
     workers = args.workers
     threads = args.threads if workers == 0 else max(1, (os.cpu_count() or 1) // max(1, workers))
     factory = EvaluatorFactory(
@@ -299,6 +301,7 @@ def run(args, spec, config, out_dir: Path, storage: str, checkpoint: Path) -> in
         settings={
             **settings,
             "storage": storage,
+            "study_name": args.study_name,
             "workers": workers,
             "n_trials": config.n_trials,
             "timeout": config.timeout,
