@@ -34,6 +34,7 @@ MODES = {
     "deep_compression": "weightshare.modes.deep_compression",
     "profile": "weightshare.modes.profile",
     "partial_update": "weightshare.modes.partial_update",
+    "dashboard": "weightshare.modes.dashboard",
 }
 DEFAULT_MODE = "exploration"  # the seed's default
 

@@ -14,6 +14,7 @@ from weightshare.codecs.residual import METHOD_NAMES
 from weightshare.dse.driver import ExploreConfig
 from weightshare.dse.strategies import OPTIMIZATIONS
 from weightshare.errors import UserError
+from weightshare.modes.dashboard import DashboardConfig
 from weightshare.modes.decode import DecodeConfig
 from weightshare.modes.deep_compression import DeepCompressionConfig
 from weightshare.modes.encode import EncodeConfig
@@ -52,6 +53,7 @@ RESIDUAL_EVAL = ResidualEvalConfig(
     network="lenet300_fashionmnist", epochs=(1, 2, 3), methods=("ResEntropy",), step_exp=15
 )
 PROFILE = ProfileConfig(network="lenet5_fashionmnist")
+DASHBOARD = DashboardConfig(storage="sqlite:///study.db")
 TRAIN = TrainConfig(network="lenet5_fashionmnist", data_dir=None, cache_dir=Path("cache"))
 
 # (valid config, fields changed, exact message)
@@ -247,6 +249,13 @@ REFUSALS = [
         "--eval-accuracy must be one of ('all', 'last', 'none'); got ''",
     ),
     (RESIDUAL, {"threads": 0}, "--threads must be an int >= 1; got 0"),
+    (DASHBOARD, {"port": -1}, "--port must be an int in [0, 65535]; got -1"),
+    (DASHBOARD, {"port": 65536}, "--port must be an int in [0, 65535]; got 65536"),
+    (
+        DASHBOARD,
+        {"study_name": "a/b"},
+        "--study-name must be a non-empty name without '/'; got 'a/b'",
+    ),
 ]
 
 
@@ -277,6 +286,7 @@ def test_valid_configs_keep_their_values():
     assert replace(DECODE, threads=1).threads == 1
     assert replace(EXPLORE, n_trials=0, timeout=0.5, accuracy_ratio=1).n_trials == 0
     assert replace(TRAIN, epochs=1).epochs == 1
+    assert replace(DASHBOARD, port=0).port == 0
 
 
 def test_the_command_line_reports_a_config_refusal_in_one_line():
