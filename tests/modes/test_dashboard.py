@@ -8,6 +8,7 @@ import csv
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -158,4 +159,16 @@ def test_a_directory_without_a_study_is_refused_in_one_line(tmp_path):
     assert line == (
         "error: --mode dashboard needs --log_file DIR (an exploration's run directory) or "
         "--storage URL; got neither"
+    )
+
+
+def test_a_port_in_use_is_one_line(run_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_main("--mode", "dashboard", "--log_file", str(run_dir), "--port", str(port))
+    line = one_line_error(proc)
+    assert line == (
+        f"error: cannot listen on 127.0.0.1:{port} (Address already in use): pick another --port"
     )
