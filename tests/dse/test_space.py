@@ -70,7 +70,9 @@ def test_a_pruned_choice_is_k_at_sparsity_and_round_trips():
     assert Candidate.parse("fc1=16@0.0") == Candidate.of({"fc1": 16})  # unpruned: a plain int
 
 
-@pytest.mark.parametrize("value", ["16@1.0", "16@-0.1", "0", "x@0.5", "16@y", True, 2.5, None])
+@pytest.mark.parametrize(
+    "value", ["16@1.0", "16@-0.1", "16@", "0", "x@0.5", "16@y", True, 2.5, None]
+)
 def test_a_bad_choice_names_the_accepted_forms(value):
     with pytest.raises(UserError, match="choice"):
         parse_choice(value)
@@ -88,3 +90,15 @@ def test_layer_choices_pair_every_k_with_every_sparsity_within_the_survivors():
     # 10 weights: 0.5 keeps 5 (k <= 5), 0.9 keeps 1 (the smallest k only)
     assert layer_choices((2, 4, 16), (0.0, 0.5, 0.9), 10) == (2, 4, "2@0.5", "4@0.5", "2@0.9")
     assert layer_choices((2, 4), (0.95,), 10) == ()  # round(9.5) = 10 removes every weight
+
+
+def test_a_candidate_spells_each_choice_one_way():
+    # equal settings give equal candidates and keys, whatever spelling they came in
+    assert Candidate.of({"fc1": "16@0.50", "fc2": "4@0.0", "fc3": "8"}) == Candidate.of(
+        {"fc1": "16@0.5", "fc2": 4, "fc3": 8}
+    )
+    assert Candidate.of({"fc1": "16@0.50"}).key() == "fc1=16@0.5"
+    cand = Candidate.of({"fc1": "16@0.50"})
+    assert Candidate.parse(cand.key()) == cand
+    with pytest.raises(UserError, match="choice"):
+        Candidate.of({"fc1": "16@"})  # no sparsity after the mark

@@ -38,8 +38,19 @@ class Candidate:
 
     @staticmethod
     def of(mapping: Mapping[str, int | str]) -> Candidate:
-        """Build from a mapping layer -> choice; entries equal to ``FP32`` are dropped."""
-        kept = ((n, v if isinstance(v, str) else int(v)) for n, v in mapping.items())
+        """Build from a mapping layer -> choice; entries equal to ``FP32`` are dropped.
+
+        A string choice is put in its one spelling (:func:`choice`): ``"16"`` and ``"16@0.0"``
+        become ``16``, ``"16@0.50"`` becomes ``"16@0.5"``, so equal settings make equal
+        candidates (and keys).
+
+        Raises:
+            UserError: a string that is not a choice (:func:`parse_choice`).
+        """
+        kept = (
+            (n, choice(*parse_choice(v)) if isinstance(v, str) else int(v))
+            for n, v in mapping.items()
+        )
         return Candidate(tuple(sorted((n, v) for n, v in kept if v != FP32)))
 
     def as_dict(self) -> dict[str, int | str]:
@@ -56,7 +67,7 @@ class Candidate:
         if key == "fp32":
             return Candidate(())
         pairs = (item.rsplit("=", 1) for item in key.split(","))
-        return Candidate.of({name: choice(*parse_choice(v)) for name, v in pairs})
+        return Candidate.of(dict(pairs))  # each choice parsed and put in its one spelling
 
     def key(self) -> str:
         """A stable string id, e.g. ``conv1=4,fc1=16@0.5`` (``fp32`` for the empty candidate)."""
@@ -77,11 +88,11 @@ def parse_choice(value: int | str) -> tuple[int, float]:
         UserError: not an int k in [1, K_MAX] or ``"k@s"`` with s in [0, 1).
     """
     text = str(value)
-    k_text, _, s_text = text.partition(PRUNE_MARK)
+    k_text, mark, s_text = text.partition(PRUNE_MARK)
     try:
-        if isinstance(value, bool) or not isinstance(value, int | str):
+        if isinstance(value, bool) or not isinstance(value, int | str) or (mark and not s_text):
             raise ValueError
-        k, s = int(k_text), float(s_text) if s_text else 0.0
+        k, s = int(k_text), float(s_text) if mark else 0.0
     except ValueError:
         raise UserError(
             f"a layer's choice must be an int k or 'k{PRUNE_MARK}sparsity' (e.g. 16 or "
