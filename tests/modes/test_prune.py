@@ -65,6 +65,8 @@ def test_magnitude_checkpoint_has_the_requested_zeros_and_no_masks(tmp_path):
             ["--retrain-weight-decay", "-0.1"],
             "--retrain-weight-decay must be a float in [0, 1]; got -0.1",
         ),
+        (["--distill", "1.5"], "--distill must be a float in [0, 1]; got 1.5"),
+        (["--distill-temperature", "0"], "--distill-temperature must be a float in (0, 100]"),
         # an empty value is refused, not replaced by the default
         (["--method", ""], "--method must be one of ('magnitude', 'fpgm'); got ''"),
         (

@@ -145,7 +145,7 @@ def run(config: DeepCompressionConfig) -> dict:
     for i in range(1, config.steps + 1):
         target = _scaled(config.sparsity, i / config.steps)
         masks = magnitude_masks(model, sparsity=target, masks=masks)
-        retrain(model, masks, x, y, recipe, progress=True, desc=f"prune round {i}")
+        retrain(model, masks, x, y, recipe, progress=True, desc=f"prune round {i}", loss=setup.loss)
         print(f"prune round {i}/{config.steps}: search {_pct(scores(model)['search'])} %")
     acc["pruned_retrained"] = scores(model)
     weights = {key: w.detach().numpy().copy() for key, w in prunable(model).items()}
@@ -158,7 +158,9 @@ def run(config: DeepCompressionConfig) -> dict:
     centroid_recipe = TrainRecipe(
         epochs=config.finetune_centroids, lr=config.centroid_lr, weight_decay=0.0, seed=0
     )
-    sparse = finetune_centroids(model, sparse, x, y, centroid_recipe, progress=True)
+    sparse = finetune_centroids(
+        model, sparse, x, y, centroid_recipe, progress=True, loss=setup.loss
+    )
     sparse, state = stored_precision(model, sparse, config.codebook_dtype, config.bias_dtype)
     acc["shared_finetuned"] = scores(model)
     files = {
@@ -183,6 +185,8 @@ def run(config: DeepCompressionConfig) -> dict:
             "retrain_epochs": config.retrain_epochs,
             "retrain_lr": config.retrain_lr,
             "retrain_weight_decay": config.retrain_weight_decay,
+            "distill": config.distill,
+            "distill_temperature": config.distill_temperature,
             "train_images": n,
             "bits": config.bits,
             "layer_bits": config.layer_bits,

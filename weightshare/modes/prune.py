@@ -142,7 +142,7 @@ def run(config: PruneConfig) -> dict:
                 target = _scaled(config.sparsity, i / config.steps)
                 masks = magnitude_masks(model, sparsity=target, masks=masks)
             pruned_acc = scores_after_mask(model, masks, scores)
-            retrain(model, masks, x, y, recipe, progress=True, desc=f"round {i}")
+            retrain(model, masks, x, y, recipe, progress=True, desc=f"round {i}", loss=setup.loss)
             rounds.append(
                 {"round": i, "accuracy_pruned": pruned_acc, "accuracy_retrained": scores()}
             )
@@ -161,7 +161,7 @@ def run(config: PruneConfig) -> dict:
     else:
         model, _ = fpgm_prune(model, spec.name, config.rate)
         doc["accuracy_pruned"] = scores()
-        retrain(model, {}, x, y, recipe, progress=True, desc="fpgm retrain")
+        retrain(model, {}, x, y, recipe, progress=True, desc="fpgm retrain", loss=setup.loss)
         doc["channels"] = channel_counts(model, chains_for(spec.name))
     doc["parameters_after"] = n_params()
     doc["accuracy_after"] = scores()
@@ -245,6 +245,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=5e-5,
         metavar="WD",
         help="L2 penalty of the fine-tuning (default 5e-5; the recipes train with 5e-4)",
+    )
+    group.add_argument(
+        "--distill",
+        type=float,
+        default=0.0,
+        metavar="ALPHA",
+        help="retrain with knowledge distillation from the dense network: weight in [0, 1] of "
+        "its softened outputs in the loss, the labels get 1 - ALPHA (default 0: labels only)",
+    )
+    group.add_argument(
+        "--distill-temperature",
+        type=float,
+        default=4.0,
+        metavar="T",
+        help="temperature of --distill (default 4)",
     )
     group.add_argument(
         "--train-images",

@@ -24,6 +24,9 @@ class RetrainChoice:
         retrain_epochs: fine-tuning epochs after each round, in [0, 1000].
         retrain_lr: peak learning rate of the fine-tuning's one-cycle schedule, in (0, 10].
         retrain_weight_decay: its L2 penalty on every parameter, in [0, 1].
+        distill: weight in [0, 1] of the distillation term from the dense network loaded
+            (``pruning/distill.py``) in the retraining loss; 0: plain cross-entropy.
+        distill_temperature: its temperature, in (0, 100].
         train_images: first N images of the train split used for retraining, in [1, 60000]
             (None: all 60k).
         checkpoint, cache_dir, data_dir: where the trained weights and the images are.
@@ -40,6 +43,8 @@ class RetrainChoice:
     retrain_epochs: int = 2
     retrain_lr: float = 0.01
     retrain_weight_decay: float = 5e-5
+    distill: float = 0.0
+    distill_temperature: float = 4.0
     train_images: int | None = None
     checkpoint: str | None = None
     cache_dir: Path | None = None
@@ -54,6 +59,8 @@ class RetrainChoice:
             check_int("--train-images", self.train_images, 1, 60000)
         check_float("--retrain-lr", self.retrain_lr, 0, 10, low_open=True)
         check_float("--retrain-weight-decay", self.retrain_weight_decay, 0, 1)
+        check_float("--distill", self.distill, 0, 1)
+        check_float("--distill-temperature", self.distill_temperature, 0, 100, low_open=True)
         check_int("--threads", self.threads, 1)
         if self.log_file is None:
             raise UserError(f"--mode {self.mode} needs --log_file DIR for its outputs")
@@ -79,6 +86,8 @@ def retrain_flags(args, default_out: str) -> dict:
         "retrain_epochs": args.retrain_epochs,
         "retrain_lr": args.retrain_lr,
         "retrain_weight_decay": args.retrain_weight_decay,
+        "distill": args.distill,
+        "distill_temperature": args.distill_temperature,
         "train_images": args.train_images,
         "checkpoint": args.checkpoint,
         "cache_dir": args.cache_dir,
@@ -112,6 +121,8 @@ class RetrainSetup:
         evals: ``search`` and ``holdout`` as ``(images, labels)`` tensors.
         recipe: the fine-tuning recipe (one-cycle SGD, ``--retrain-weight-decay``, the
             network's augmentation).
+        loss: the retraining's batch loss: distillation from a frozen copy of the loaded
+            network (``--distill``), or None (cross-entropy).
     """
 
     spec: Any
@@ -122,6 +133,7 @@ class RetrainSetup:
     n_train: int
     evals: dict
     recipe: Any
+    loss: Any = None
 
     def scores(self, model=None) -> dict[str, float]:
         """Top-1 of ``model`` (default: the loaded one) on ``search`` and ``holdout``."""
@@ -167,6 +179,13 @@ def load_for_retraining(config: RetrainChoice) -> RetrainSetup:
         augment=spec.recipe.augment,
         seed=config.seed,
     )
+    loss = None
+    if config.distill > 0:
+        import copy
+
+        from weightshare.pruning.distill import distillation_loss
+
+        loss = distillation_loss(copy.deepcopy(model), config.distill, config.distill_temperature)
     return RetrainSetup(
         spec,
         path,
@@ -176,4 +195,5 @@ def load_for_retraining(config: RetrainChoice) -> RetrainSetup:
         n_train,
         evals,
         recipe,
+        loss,
     )

@@ -97,6 +97,7 @@ def fit(
     on_epoch: Callable[[int, float, float], None] | None = None,
     desc: str = "train",
     progress: bool = True,
+    loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> None:
     """The training loop of every recipe: SGD (Nesterov 0.9) with a one-cycle schedule.
 
@@ -108,6 +109,8 @@ def fit(
         after_step: called after every optimizer step (pruning re-applies its masks here).
         on_epoch: called after every epoch with (epoch, mean train loss, seconds).
         desc: progress-bar label.
+        loss: ``loss(logits, images, labels)`` -> scalar tensor of a batch (the images as the
+            model saw them, augmented); None: cross-entropy.
     """
     steps_per_epoch = int(np.ceil(len(y) / recipe.batch_size))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -121,7 +124,8 @@ def fit(
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=recipe.lr, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch
     )
-    loss_fn = nn.CrossEntropyLoss()
+    cross_entropy = nn.CrossEntropyLoss()
+    loss_fn = loss or (lambda logits, _images, labels: cross_entropy(logits, labels))
     for epoch in range(1, recipe.epochs + 1):
         start = time.perf_counter()
         model.train()
@@ -138,14 +142,14 @@ def fit(
             xb = x[idx]
             if recipe.augment:
                 xb = augment_batch(xb, 2, generator)
-            loss = loss_fn(model(xb), y[idx])
+            batch_loss = loss_fn(model(xb), xb, y[idx])
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            batch_loss.backward()
             optimizer.step()
             schedule.step()
             if after_step is not None:
                 after_step()
-            total += float(loss.detach()) * len(idx)
+            total += float(batch_loss.detach()) * len(idx)
         if on_epoch is not None:
             on_epoch(epoch, total / len(y), time.perf_counter() - start)
 

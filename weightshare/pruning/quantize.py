@@ -60,6 +60,7 @@ def finetune_centroids(
     recipe: TrainRecipe,
     *,
     progress: bool = False,
+    loss=None,
 ) -> dict[str, SparseShared]:
     """Train the shared values of ``model``'s layers in ``sparse`` (indices, masks fixed).
 
@@ -68,6 +69,7 @@ def finetune_centroids(
         sparse: weight key (``<module>.weight``) -> :class:`SparseShared`.
         x: float32 (N, C, S, S) images; y: int64 (N,) labels.
         recipe: epochs, batch, peak lr, weight decay (use 0: decay would shrink centroids).
+        loss: the batch loss (``fit``'s ``loss``); None: cross-entropy.
 
     Returns:
         weight key -> the fine-tuned :class:`SparseShared` (codebook re-sorted ascending with
@@ -103,7 +105,7 @@ def finetune_centroids(
         modules[key] = module
     generator = torch.Generator().manual_seed(recipe.seed)
     if recipe.epochs > 0:
-        fit(model, x, y, recipe, generator, desc="centroids", progress=progress)
+        fit(model, x, y, recipe, generator, desc="centroids", progress=progress, loss=loss)
     out = {}
     for key, module in modules.items():
         codebook = module.parametrizations.weight[0].codebook.detach().numpy().copy()

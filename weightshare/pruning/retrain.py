@@ -22,6 +22,7 @@ def retrain(
     *,
     progress: bool = False,
     desc: str = "retrain",
+    loss=None,
 ) -> None:
     """Fine-tune ``model`` in place on (x, y) with ``masks`` frozen.
 
@@ -31,6 +32,8 @@ def retrain(
         x: float32 (N, C, S, S) images; y: int64 (N,) labels.
         recipe: epochs, batch, peak lr, weight decay of the fine-tuning; ``recipe.seed`` seeds
             the shuffling.
+        loss: the batch loss (``fit``'s ``loss``; e.g. :func:`~weightshare.pruning.distill.
+            distillation_loss`); None: cross-entropy.
     """
     import torch
 
@@ -48,6 +51,7 @@ def retrain(
             after_step=lambda: apply_masks(model, masks),
             desc=desc,
             progress=progress,
+            loss=loss,
         )
 
 
