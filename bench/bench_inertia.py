@@ -2,6 +2,7 @@
 clusterable layer of the registry networks (committed baselines, else seeded random init).
 
     python bench/bench_inertia.py [--k 2 4 8 16 32 64 128 256] [--granularity layer]
+        [--networks NAME ...]
 
 Prints a markdown table per network: layers x k pairs compared, how many are worse than linear
 (must be 0), and the median / minimum ratio inertia(best) / inertia(linear).
@@ -29,11 +30,13 @@ def main() -> None:
     )
     parser.add_argument("--k", type=int, nargs="+", default=[2, 4, 8, 16, 32, 64, 128, 256])
     parser.add_argument("--granularity", default="layer", choices=("layer", "channel"))
+    parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
     args = parser.parse_args()
     print(f"k in {args.k}, granularity {args.granularity}")
     print("| network | weights | (layer, k) pairs | worse than linear | median ratio | min ratio |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
-    for name, spec in NETWORKS.items():
+    for name in args.networks:
+        spec = NETWORKS[name]
         path = BASELINE_DIR / f"{name}.pt"
         torch.manual_seed(0)
         model = load_into(spec.build(), path) if path.exists() else spec.build()
