@@ -249,3 +249,24 @@ def test_decode_names_the_tensor_of_a_bad_stream():
     broken = (chunks[index][0], chunks[index][1][:-1])
     with pytest.raises(FormatError, match=r"tensor 'fc\.weight': corrupt fixed index stream"):
         decode_tensor(entry, broken)
+
+
+def test_the_sizes_of_a_pruned_tensor_add_up_to_its_stored_bytes():
+    rng = np.random.default_rng(5)
+    state = {
+        "a.weight": rng.standard_normal((16, 32)).astype(np.float32),
+        "b.weight": rng.standard_normal((8, 32)).astype(np.float32),
+        "b.bias": rng.standard_normal(8).astype(np.float32),
+    }
+    cache = ClusterCache({"a": state["a.weight"], "b": state["b.weight"]}, seed=0)
+    shared = {"a.weight": cache.choice("a", "4@0.75"), "b.weight": cache.choice("b", 8)}
+    data = encode_model(state, shared, network="net")
+    sizes = {s.name: s for s in tensor_sizes(decode_model(data).manifest)}
+    pruned, plain, raw = sizes["a.weight"], sizes["b.weight"], sizes["b.bias"]
+    assert pruned.codec == "sparse_shared" and pruned.position_bytes > 0
+    assert pruned.index_bytes + pruned.codebook_bytes + pruned.position_bytes == (
+        pruned.stored_bytes
+    )
+    assert plain.position_bytes == 0
+    assert plain.index_bytes + plain.codebook_bytes == plain.stored_bytes
+    assert (raw.position_bytes, raw.index_bytes, raw.stored_bytes) == (0, 0, 32)

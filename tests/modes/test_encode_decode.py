@@ -368,3 +368,19 @@ def _namespace(**values):
     import argparse
 
     return argparse.Namespace(**values)
+
+
+def test_the_file_summary_shows_a_pruned_layers_positions():
+    from weightshare.codecs import encode_model
+    from weightshare.modes.encode import file_summary
+
+    rng = np.random.default_rng(6)
+    state = {"fc.weight": rng.standard_normal((10, 40)).astype(np.float32)}
+    sparse = ClusterCache({"fc": state["fc.weight"]}, seed=0).choice("fc", "4@0.5")
+    data = encode_model(state, {"fc.weight": sparse}, network="net")
+    summary = file_summary(decode_model(data).manifest)
+    (row,) = summary["layers"]
+    assert row["position_bytes"] > 0
+    stored = row["index_bytes"] + row["codebook_bytes"] + row["position_bytes"]
+    assert stored == summary["clustered_stored_bytes"]
+    assert row["bits_per_weight"] == 8 * stored / 400

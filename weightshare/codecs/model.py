@@ -63,12 +63,14 @@ class TensorSize:
 
     Attributes:
         name: state-dict key.
-        codec: ``"shared"`` or ``"raw"`` (or a later codec's name).
+        codec: ``"shared"``, ``"sparse_shared"`` or ``"raw"`` (or a later codec's name).
         n: scalars in the tensor.
         original_bytes: its size in the state dict (float32 for clustered tensors).
         stored_bytes: payload bytes in the file (all chunks).
         index_bytes: bytes of the ``indices`` chunk (0 for other codecs).
         codebook_bytes: bytes of the ``codebook`` chunk (0 for other codecs).
+        position_bytes: bytes of the ``positions`` chunk of a pruned tensor
+            (``sparse_shared``; 0 for other codecs).
         k: requested shared values (None unless shared).
         k_eff: stored codebook width (None unless shared).
         coder: index coder (None unless shared).
@@ -81,6 +83,7 @@ class TensorSize:
     stored_bytes: int
     index_bytes: int = 0
     codebook_bytes: int = 0
+    position_bytes: int = 0
     k: int | None = None
     k_eff: int | None = None
     coder: str | None = None
@@ -93,7 +96,7 @@ class TensorSize:
 
 def encode_model(
     state: Mapping[str, np.ndarray],
-    shared: Mapping[str, SharedWeights],
+    shared: Mapping[str, SharedWeights | SparseShared],
     *,
     network: str,
     coder: str = DEFAULT_CODER,
@@ -220,6 +223,7 @@ def _tensor_size(entry: TensorEntry) -> TensorSize:
         entry.coded_bytes,
         index_bytes=sizes.get("indices", 0),
         codebook_bytes=sizes.get("codebook", 0),
+        position_bytes=sizes.get("positions", 0),
         k=entry.params.get("k"),
         k_eff=entry.params.get("k_eff"),
         coder=entry.params.get("coder"),

@@ -423,6 +423,7 @@ def file_summary(manifest: Manifest) -> dict:
                 "coder": s.coder,
                 "index_bytes": s.index_bytes,
                 "codebook_bytes": s.codebook_bytes,
+                "position_bytes": s.position_bytes,
                 "index_bits_per_weight": 8 * s.index_bytes / s.n,
                 "bits_per_weight": s.bits_per_weight,
             }
@@ -439,7 +440,8 @@ def print_summary(summary: dict, title: str) -> None:
 
     table = Table(title=title)
     table.add_column("tensor", no_wrap=True)
-    for col in ("weights", "k", "k_eff", "index\nbytes", "codebook\nbytes", "index\nbits/w"):
+    columns = ("index\nbytes", "codebook\nbytes", "positions\nbytes", "index\nbits/w")
+    for col in ("weights", "k", "k_eff", *columns):
         table.add_column(col, justify="right")
     table.add_column("bits/w", justify="right")
     for row in summary["layers"]:
@@ -450,6 +452,7 @@ def print_summary(summary: dict, title: str) -> None:
             str(row["k_eff"]),
             f"{row['index_bytes']:,}",
             f"{row['codebook_bytes']:,}",
+            f"{row['position_bytes']:,}",
             f"{row['index_bits_per_weight']:.3f}",
             f"{row['bits_per_weight']:.3f}",
         )
