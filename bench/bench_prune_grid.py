@@ -23,6 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from weightshare.outputs import write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -103,7 +106,7 @@ def main() -> None:
                 f"{row['wall_seconds_study']:.0f} |",
                 flush=True,
             )
-            (args.out / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
+            write_text_atomic(args.out / "figures.json", json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from weightshare.dse.sensitivity import one_layer_candidates
-from weightshare.dse.space import DEFAULT_K_GRID, layer_grid
+from weightshare.dse.space import DEFAULT_K_GRID, layer_grid, parse_k_grid
 from weightshare.modes.loading import EvaluatorFactory
 from weightshare.networks.checkpoints import BASELINE_DIR
 
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--k-grid", default=",".join(map(str, DEFAULT_K_GRID)))
     args = parser.parse_args()
-    grid = tuple(int(k) for k in args.k_grid.split(","))
+    grid = parse_k_grid(args.k_grid)
     print("| network | layers x k | images | full pass s | prefix reuse s | ratio | same results |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for network in args.networks.split(","):
@@ -50,10 +50,7 @@ def main() -> None:
             network, str(BASELINE_DIR / f"{network}.pt"), None, args.dataset_scale, args.threads
         )
         evaluator = factory()
-        grids = {
-            layer.name: layer_grid(grid, len(evaluator.backend.get_weights(layer.name).ravel()))
-            for layer in evaluator.layers
-        }
+        grids = {layer.name: layer_grid(grid, layer.n_weights) for layer in evaluator.layers}
         candidates = one_layer_candidates(grids)
         for layer, ks in grids.items():  # warm-up: k-means and coded sizes
             for k in ks:
