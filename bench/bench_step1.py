@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from weightshare.dse.sensitivity import one_layer_candidates
 from weightshare.dse.space import DEFAULT_K_GRID, layer_grid, parse_k_grid
+from weightshare.errors import UserError
 from weightshare.modes.loading import EvaluatorFactory
 from weightshare.networks.checkpoints import BASELINE_DIR
 
@@ -42,7 +43,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--k-grid", default=",".join(map(str, DEFAULT_K_GRID)))
     args = parser.parse_args()
-    grid = parse_k_grid(args.k_grid)
+    try:
+        grid = parse_k_grid(args.k_grid)
+    except UserError as exc:
+        parser.error(str(exc))
     print("| network | layers x k | images | full pass s | prefix reuse s | ratio | same results |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for network in args.networks.split(","):
