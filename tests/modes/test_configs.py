@@ -124,7 +124,12 @@ REFUSALS = [
     (
         EVALUATE,
         {"k": None, "k_per_layer": {"fc1": 4}, "sparsity": {"fc2": 0.5}},
-        "a pruned layer's sparsity needs its k in --k-per-layer",
+        "sparsity: sparsity_per_layer names 'fc2', which has no k",
+    ),
+    (
+        EVALUATE,
+        {"k": None, "k_per_layer": {"fc1": 4}, "sparsity": {"fc1": 1.0}},
+        "sparsity: the sparsity of layer 'fc1' must be a number in [0, 1); got 1.0",
     ),
     (
         EVALUATE,

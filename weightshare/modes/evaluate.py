@@ -49,9 +49,8 @@ class EvaluateConfig(ModelChoice):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        named = set(self.k_per_layer or ())
-        if self.sparsity and set(self.sparsity) - named:
-            raise UserError("a pruned layer's sparsity needs its k in --k-per-layer")
+        if self.sparsity:  # each layer named with a k, each value in [0, 1)
+            sparsity_map(self.sparsity, self.k_per_layer or {}, "sparsity")
         if self.sparsity and self.granularity != "layer":
             raise UserError(
                 "pruned layers share one codebook: a --prune-grid point needs --granularity "
