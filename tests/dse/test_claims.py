@@ -193,3 +193,20 @@ def test_the_advisory_key_is_a_stable_signed_64_bit_int_per_study():
     assert advisory_key("weightshare") != advisory_key("weightshare2")
     assert is_postgresql("postgresql://u@h:5432/db") and is_postgresql("postgresql+psycopg://x")
     assert not is_postgresql("sqlite:///x.db") and not is_postgresql("mysql://u@h/db")
+
+
+def test_a_live_drivers_claim_failed_as_stale_keeps_its_result(opener):
+    """A driver whose beats did not reach the storage for the grace period finds its claim
+    failed by another driver when it finishes: the result is stored in a trial of its own."""
+    slow, other = opener(), opener()
+    claim = slow.claim("knapsack", CAND, "search")
+    other.storage.set_trial_state_values(claim.trial._trial_id, TrialState.FAIL)  # as stale
+    record = _finish(slow, claim, CAND)
+    assert record.trial_id != claim.trial._trial_id
+    assert _state(other, claim.trial._trial_id) == TrialState.FAIL
+    assert other.claim("knapsack", CAND, "search") == record
+    trial = other.storage.get_trial(record.trial_id)
+    assert trial.state == TrialState.COMPLETE and trial.values == [100.0, 0.75]
+    assert trial.user_attrs["key"] == CAND.key() and trial.user_attrs["driver"] == slow.driver
+    assert trial.system_attrs["constraints:accuracy"] == pytest.approx(-0.05)
+    assert slow.others_running() == [] and other.others_running() == []

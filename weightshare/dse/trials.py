@@ -473,16 +473,39 @@ class TrialStore:
         attrs["phase"] = claim.phase
         accuracy, target = confirmed or (result.accuracy, target)
         attrs["confirmed_accuracy"] = None if confirmed is None else accuracy
-        for name, value in attrs.items():
-            trial.set_user_attr(name, value)
-        if target is not None:
-            trial.set_constraint("accuracy", target - accuracy)
-        frozen = self.study(claim.phase).tell(trial, [size_bytes, accuracy])
+        try:
+            frozen = self._tell(claim.phase, trial, attrs, size_bytes, accuracy, target)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # another driver failed this claim as stale while it was evaluated here (no beat
+            # reached the storage for the grace period): keep the result in a trial of its own
+            self.heartbeat.discard(trial._trial_id)
+            self._open.pop(trial._trial_id, None)
+            params = {n: (trial.params[n], trial.distributions[n]) for n in trial.params}
+            trial = self._new_trial(claim.phase, params, {"driver": self.driver}).trial
+            self._open[trial._trial_id] = (Claim(claim.phase, trial), None)
+            frozen = self._tell(claim.phase, trial, attrs, size_bytes, accuracy, target)
         self.heartbeat.discard(trial._trial_id)
         self._open.pop(trial._trial_id, None)
         record = _record(claim.phase, frozen)
         self._remember(record)
         return record
+
+    def _tell(
+        self,
+        phase: str,
+        trial: optuna.Trial,
+        attrs: dict,
+        size_bytes: float,
+        accuracy: float,
+        target: float | None,
+    ):
+        """Write ``attrs`` and the constraint on ``trial`` and tell it (size, accuracy);
+        the FrozenTrial. Raises UpdateFinishedTrialError when the trial is finished already."""
+        for name, value in attrs.items():
+            trial.set_user_attr(name, value)
+        if target is not None:
+            trial.set_constraint("accuracy", target - accuracy)
+        return self.study(phase).tell(trial, [size_bytes, accuracy])
 
 
 def _record(phase: str, trial) -> Record:
