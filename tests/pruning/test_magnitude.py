@@ -108,6 +108,9 @@ def test_sparsity_mask_removes_the_smallest_magnitudes_ties_by_position():
     # a removed weight (here the largest) stays removed and counts as the smallest
     keep = np.array([False, True, True, True, True, True])
     assert sparsity_mask(w, 0.5, keep).tolist() == [False, False, True, True, False, True]
+    # a mask that already removes more than round(sparsity * n) is kept as it is
+    most = np.array([False, False, True, False, False, True])
+    assert sparsity_mask(w, 0.5, most).tolist() == most.tolist()
     whole = sparsity_mask(w.reshape(2, 3), 0.0)
     assert whole.all() and whole.shape == (2, 3)
 

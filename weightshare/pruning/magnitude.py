@@ -48,7 +48,8 @@ def sparsity_mask(
 
     Returns:
         bool array of the weights' shape, ``True`` = kept; ties in ``|w|`` are broken by flat
-        position (a stable sort), so exactly ``round(sparsity * n)`` weights are removed.
+        position (a stable sort), so exactly ``round(sparsity * n)`` weights are removed, or
+        the weights ``keep`` already removes where those are more (they stay removed).
     """
     magnitude = np.abs(np.asarray(weights)).reshape(-1)
     if keep is not None:
