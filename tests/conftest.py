@@ -99,3 +99,25 @@ def fill_disk(directory: Path, leave_bytes: int) -> Path:
     filler = directory / "filler"
     filler.write_bytes(b"\0" * max(0, stat.f_bavail * stat.f_frsize - leave_bytes))
     return filler
+
+
+_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figures(request):
+    """``figures(line)`` keeps a line of what a test measured (node ids, trial counts, ...);
+    the lines are printed in the run's terminal summary, so CI logs show them without ``-s``."""
+
+    def keep(line: str) -> None:
+        _FIGURES.append(f"{request.node.nodeid}: {line.strip()}")
+
+    return keep
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the lines the tests kept with :func:`figures`."""
+    if _FIGURES:
+        terminalreporter.section("figures the tests checked")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)

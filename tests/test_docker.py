@@ -86,7 +86,7 @@ def _evaluations(db: Path) -> list[tuple[int, str]]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(5400)
-def test_run_docker_explores_lenet5_and_a_rerun_resumes(engine, tmp_path):
+def test_run_docker_explores_lenet5_and_a_rerun_resumes(engine, tmp_path, figures):
     runs = tmp_path / "runs"
     name = f"weightshare-test-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
@@ -108,7 +108,7 @@ def test_run_docker_explores_lenet5_and_a_rerun_resumes(engine, tmp_path):
     assert _evaluations(out / "study.db") == trials  # nothing evaluated (or lost) again
     assert again["evaluations"] == result["evaluations"]
     assert again["best"] == result["best"]
-    print(
+    figures(
         f"docker: first run {first_s:.0f} s (build included), rerun {second_s:.0f} s, "
         f"{len(trials)} trials, {result['evaluations']} evaluations, status {result['status']}"
     )

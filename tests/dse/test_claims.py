@@ -150,7 +150,7 @@ def test_the_search_budget_counts_every_drivers_complete_and_running_trials(open
 
 
 @needs_postgres
-def test_two_drivers_racing_for_the_same_pairs_claim_each_exactly_once():
+def test_two_drivers_racing_for_the_same_pairs_claim_each_exactly_once(figures):
     name = f"race-{uuid.uuid4().hex[:12]}"
     cands = [Candidate.of({"fc1": k, "fc2": j}) for k in range(2, 8) for j in range(2, 7)]
     outcome: dict[str, dict[str, int]] = {}
@@ -182,7 +182,7 @@ def test_two_drivers_racing_for_the_same_pairs_claim_each_exactly_once():
         keys = [r.candidate.key() for r in check.records("sensitivity")]
     finally:
         check.close()
-    print(f"{len(cands)} pairs; per driver: {outcome}")
+    figures(f"{len(cands)} pairs; per driver: {outcome}")
     assert sorted(keys) == sorted(c.key() for c in cands)  # each once: none lost, none twice
     assert outcome["a"]["claimed"] + outcome["b"]["claimed"] == len(cands)
     assert all(sum(seen.values()) == len(cands) for seen in outcome.values())

@@ -74,7 +74,7 @@ def _trials(name: str) -> dict[str, list[optuna.trial.FrozenTrial]]:
     }
 
 
-def test_two_drivers_at_once_evaluate_each_point_once_and_agree_on_one_report(tmp_path):
+def test_two_drivers_at_once_evaluate_each_point_once_and_agree_on_one_report(tmp_path, figures):
     name = f"two-{uuid.uuid4().hex[:12]}"
     n_trials = 6
     procs = {
@@ -113,7 +113,7 @@ def test_two_drivers_at_once_evaluate_each_point_once_and_agree_on_one_report(tm
     assert a["evaluations"] == b["evaluations"] == len(evaluated) == sum(by_driver.values())
     assert a["status"] == b["status"] and a["best"] == b["best"]
     assert a["pareto"] == b["pareto"] and a["pareto"]
-    print(
+    figures(
         f"\ntwo drivers, one study: {len(done_trials)} trials checked "
         f"({', '.join(f'{p} {len(ts)}' for p, ts in sorted(trials.items()))}), "
         f"{len(evaluated)} evaluations, none twice, none lost; evaluations per driver: "

@@ -139,7 +139,7 @@ def _trials(db: Path) -> list[tuple[int, str, str, str, str | None, bool]]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_exploration_on_a_two_node_cluster_survives_losing_a_node(tmp_path):
+def test_exploration_on_a_two_node_cluster_survives_losing_a_node(tmp_path, figures):
     temp = tempfile.mkdtemp(prefix="wsray-", dir="/tmp")  # short: Ray's socket paths are long
     port = _free_port()
     # Token authentication (Ray's default for `ray start --head`) with our own token, as on a
@@ -228,7 +228,7 @@ def test_exploration_on_a_two_node_cluster_survives_losing_a_node(tmp_path):
         # candidate's confirmation were already in the driver's hands, not yet stored.
         assert after[second] <= killed_after[second] + 2
         assert sum(after.values()) > sum(killed_after.values())  # the head finished the study
-        print(
+        figures(
             f"ray cluster: nodes when node {second[:12]} was killed: "
             f"{ {n[:12]: c for n, c in killed_after.items()} }; at the end: "
             f"{ {n[:12]: c for n, c in after.items()} }; {len(evaluated)} evaluations, "

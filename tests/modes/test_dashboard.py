@@ -58,7 +58,9 @@ def _attrs(trial: dict) -> dict:
     return {a["key"]: a["value"] for a in trial["user_attrs"]}
 
 
-def test_the_dashboard_serves_every_trial_with_its_k_split_accuracy_size_and_damage(run_dir):
+def test_the_dashboard_serves_every_trial_with_its_k_split_accuracy_size_and_damage(
+    run_dir, figures
+):
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -118,7 +120,7 @@ def test_the_dashboard_serves_every_trial_with_its_k_split_accuracy_size_and_dam
         k_map = {name: int(value) for name, value in _params(trial).items()}
         assert k_map == {f"k:{layer}": best["k_per_layer"].get(layer, 0) for layer in LAYERS}
         assert float(_attrs(trial)["accuracy_search"]) == best["accuracy_search"]
-        print(f"\ndashboard at {base}: {len(served)} trials over {len(phases)} phases found")
+        figures(f"dashboard at {base}: {len(served)} trials over {len(phases)} phases found")
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
