@@ -5,7 +5,8 @@ on ResNet-20).
 
     python bench/bench_exploration.py --network lenet5_fashionmnist --dataset_scale 0.1 \
         [--seeds 0,1,2] [--paper] [--paper-trials 10000] [--out runs/bench] [--threads 1] \
-        [--plot docs/img/convergence_lenet5_fashionmnist.png]
+        [--plot docs/img/convergence_lenet5_fashionmnist.png] [--confirm-margin Z] \
+        [--compare two_step_optimization,nsga2,tpe]
 
 Each run is `python main.py --mode exploration` in-process (`--workers 0`, so the figure is the
 algorithm's, not Ray's) into its own directory (a rerun reads the finished runs' results.json
@@ -21,6 +22,9 @@ search images so far that also pass the target on the holdout, against the evalu
 curve); per strategy a thin line per seed and a thick one for the median over the seeds (a run
 that ended keeps its best to the end of the longest one). A last table gives each run's best
 holdout-passing coded ratio (the curve's end).
+
+``--confirm-margin Z`` is passed to every run (results under ``NETWORK@SCALE+zZ``);
+``--compare`` names the strategies run (two-step always runs: it sets the others' budget).
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ def explore(network: str, scale: float, optimization: str, out: Path, args, *ext
         "--log_file",
         str(out),
         *extra,
+        *(("--confirm-margin", f"{args.confirm_margin:g}") if args.confirm_margin else ()),
     ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode not in (0, 3):
@@ -184,10 +189,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--plot", type=Path, help="convergence PNG (default: none)")
+    parser.add_argument(
+        "--confirm-margin", type=float, default=0.0, help="main.py's --confirm-margin (default 0)"
+    )
+    parser.add_argument("--compare", default=",".join(COMPARED), help="strategies run")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    names = [*COMPARED, "paper"] if args.paper else list(COMPARED)
-    base = args.out / f"{args.network}@{args.dataset_scale:g}"
+    compared = [n for n in COMPARED if n == COMPARED[0] or n in args.compare.split(",")]
+    names = [*compared, "paper"] if args.paper else compared
+    margin = f"+z{args.confirm_margin:g}" if args.confirm_margin else ""
+    base = args.out / f"{args.network}@{args.dataset_scale:g}{margin}"
     docs: dict[str, dict[int, dict]] = {name: {} for name in names}
     for seed in seeds:
         seed_flag = ("--seed", str(seed))
@@ -201,7 +212,7 @@ def main() -> None:
         )
         docs["two_step_optimization"][seed] = first
         budget = str(first["evaluations"])
-        for name in ("nsga2", "tpe"):
+        for name in compared[1:]:
             out = base / f"seed{seed}" / name
             docs[name][seed] = explore(
                 args.network, args.dataset_scale, name, out, args, *seed_flag, "--n-trials", budget

@@ -142,6 +142,8 @@ REFUSALS = [
     (EXPLORE, {"seed": -1}, "--seed must be an int >= 0; got -1"),
     (EXPLORE, {"polish_per_layer": -1}, "polish_per_layer must be an int >= 0; got -1"),
     (EXPLORE, {"max_final": 0}, "max_final must be an int >= 1; got 0"),
+    (EXPLORE, {"confirm_margin": -0.5}, "--confirm-margin must be a float >= 0; got -0.5"),
+    (EXPLORE, {"confirm_margin": float("nan")}, "--confirm-margin must be a float >= 0; got nan"),
     (
         TRAIN,
         {"network": "resnet50_imagenet_pytorch"},

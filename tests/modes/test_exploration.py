@@ -138,6 +138,12 @@ def test_different_settings_on_the_same_study_are_refused(tmp_path):
         (["--accuracy-ratio", "1.5"], "--accuracy-ratio must be a float in (0, 1]"),
         (["--optimization", "paper", "--with_local_optimization", "0"], "paper needs step 1"),
         (["--prune-grid", "0,1"], "--prune-grid must be comma-separated sparsities in [0, 1)"),
+        (["--confirm-margin", "-1"], "error: --confirm-margin must be a float >= 0; got -1.0"),
+        (
+            ["--confirm-margin", "1", "--dataset_scale", "1"],
+            "error: --confirm-margin applies to the whole-search-split confirmation, which runs "
+            "only with --dataset_scale < 1; got --dataset_scale 1 and --confirm-margin 1",
+        ),
         (
             ["--prune-grid", "0.5", "--granularity", "channel"],
             "--prune-grid shares each pruned layer's survivors in one codebook: it needs "

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from weightshare.dse import sensitivity
+from weightshare.dse import confidence, sensitivity
 from weightshare.dse.executor import Task, WorkerLost
 from weightshare.dse.objective import ModelLayout
 from weightshare.dse.sensitivity import Option
@@ -72,6 +72,9 @@ class ExploreConfig:
         prune_grid: ``--prune-grid`` sparsities in [0, 1): each layer's choice becomes a
             (k, sparsity) pair, the layer magnitude-pruned without retraining before sharing
             (:func:`~weightshare.dse.space.layer_choices`); empty: sharing alone.
+        confirm_margin: ``--confirm-margin Z`` (>= 0): a whole-search-split score meets the
+            target only when ``accuracy - Z * se >= target``, se the flip bound of the paired
+            difference's standard error (:mod:`~weightshare.dse.confidence`); 0: no margin.
     """
 
     optimization: str = DEFAULT_OPTIMIZATION
@@ -88,6 +91,7 @@ class ExploreConfig:
     early_stopping: bool = True
     max_final: int = 6
     prune_grid: tuple[float, ...] = ()
+    confirm_margin: float = 0.0
 
     def __post_init__(self) -> None:
         check_choice("--optimization", self.optimization, tuple(STRATEGIES))
@@ -112,6 +116,7 @@ class ExploreConfig:
         for s in self.prune_grid:
             if isinstance(s, bool) or not isinstance(s, int | float) or not 0 <= s < 1:
                 raise UserError(f"every sparsity of --prune-grid must be in [0, 1); got {s!r}")
+        check_float("--confirm-margin", self.confirm_margin, 0)
 
     def search_trials(self) -> int:
         if self.n_trials is not None:
@@ -131,6 +136,7 @@ class ExploreConfig:
             "population_size": self.population_size,
             # recorded only when used: studies without the prune grid still resume
             **({"prune_grid": list(self.prune_grid)} if self.prune_grid else {}),
+            **({"confirm_margin": self.confirm_margin} if self.confirm_margin else {}),
         }
 
 
@@ -289,8 +295,8 @@ class Driver:
     def _note(self, phase: str, record: Record, done: int, total: int, show: bool = True) -> None:
         """Report progress; the best ratio counts points feasible on the whole search split."""
         if record.split == (self.full_split or "search") and record.phase != "baseline":
-            target = self.full_target if self.full_split else self.target
-            if record.accuracy >= target:
+            full = self.full_split is not None
+            if self.meets_full_target(record) if full else record.accuracy >= self.target:
                 self._new_best_ratio(record)
         if show:
             self.progress(phase, done, total, self.best_ratio)
@@ -306,9 +312,21 @@ class Driver:
             and self.size_bytes(result) < self.best_bytes
         )
 
+    def full_bar(self, full: Record) -> float:
+        """The top-1 a whole-search-split score must reach: the target plus ``--confirm-margin``
+        times the flip bound of its standard error (the target itself without a margin)."""
+        return confidence.required_accuracy(
+            self.full_target, full.flip, full.n_images, self.config.confirm_margin
+        )
+
+    def meets_full_target(self, full: Record) -> bool:
+        """Whether a whole-search-split score meets the target (less the margin). A score that
+        stopped early failed the plain target for certain, so it fails with any margin too."""
+        return not full.stopped_early and full.accuracy >= self.full_bar(full)
+
     def _confirmed(self, full: Record) -> bool:
         """Note a whole-search-split score; True when it meets the target there."""
-        ok = full.accuracy >= self.full_target
+        ok = self.meets_full_target(full)
         if ok:
             self.best_bytes = min(self.best_bytes, self.size_bytes(full))
             self._new_best_ratio(full)
@@ -555,7 +573,7 @@ class Driver:
             size_bytes=self.size_bytes(result),
             target=self.target,
             reused=reused,
-            confirmed=(full.accuracy, self.full_target) if full else None,
+            confirmed=(full.accuracy, self.full_bar(full)) if full else None,
         )
         self._searched += 1
         self._note("search", record, self._searched, total)
@@ -598,7 +616,7 @@ class Driver:
                 for r in records
                 if r.split == self.full_split
                 and r.phase != "baseline"
-                and r.accuracy >= self.full_target
+                and self.meets_full_target(r)
             }
             by_key = {r.candidate.key(): r for r in searched}
             # a run interrupted between storing a confirmation and telling its trial leaves a

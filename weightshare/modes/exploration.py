@@ -79,6 +79,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "survivors are shared; sizes are the sparse coded bytes (default: off, sharing alone)",
     )
     g.add_argument(
+        "--confirm-margin",
+        type=float,
+        default=0.0,
+        metavar="Z",
+        help="a point passes its whole-search-split confirmation only when its accuracy less Z "
+        "standard errors of its paired difference to fp32 meets the target (against the "
+        "winner's curse; needs --dataset_scale < 1; default 0: no margin)",
+    )
+    g.add_argument(
         "--skip-layers", default=None, metavar="REGEX", help="layers whose name matches stay fp32"
     )
     g.add_argument(
@@ -186,7 +195,14 @@ def main(args: argparse.Namespace) -> int:
         population_size=args.population_size,
         seed=args.seed,
         prune_grid=prune_grid,
+        confirm_margin=args.confirm_margin,
     )
+    if config.confirm_margin and args.dataset_scale == 1.0:
+        raise UserError(
+            "--confirm-margin applies to the whole-search-split confirmation, which runs only "
+            "with --dataset_scale < 1; got --dataset_scale 1 and --confirm-margin "
+            f"{config.confirm_margin:g}"
+        )
     out_dir = check_output_dir("--log_file", args.log_file or Path("runs") / spec.name)
     storage = args.storage or f"sqlite:///{out_dir.resolve() / 'study.db'}"
     db = study_lock.sqlite_path(storage)
