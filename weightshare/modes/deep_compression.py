@@ -100,13 +100,15 @@ def _pct(x: float) -> str:
 
 def print_table(doc: dict) -> None:
     """The paper's table on stdout."""
+    rows = [*doc["table"]["layers"], doc["table"]["total"]]
+    width = max(12, *(len(row["layer"]) for row in rows))
     print(
-        f"{'layer':12s} {'#W':>7s} {'kept%':>6s} {'w bits P+Q->H':>14s} "
+        f"{'layer':{width}s} {'#W':>7s} {'kept%':>6s} {'w bits P+Q->H':>14s} "
         f"{'idx bits P+Q->H':>16s} {'P':>7s} {'P+Q':>7s} {'P+Q+H':>7s}"
     )
-    for row in [*doc["table"]["layers"], doc["table"]["total"]]:
+    for row in rows:
         print(
-            f"{row['layer']:12s} {row['weights']:7d} {_pct(row['kept']):>6s} "
+            f"{row['layer']:{width}s} {row['weights']:7d} {_pct(row['kept']):>6s} "
             f"{row['weight_bits_pq']:6.2f}->{row['weight_bits_pqh']:5.2f}  "
             f"{row['index_bits_pq']:7.2f}->{row['index_bits_pqh']:5.2f}  "
             f"{row['ratio_p']:6.1f}x {row['ratio_pq']:6.1f}x {row['ratio_pqh']:6.1f}x"
