@@ -1,14 +1,16 @@
 """The exploration's best ratio at the 99 % target with and without the issue-10 options.
 
     python bench/bench_perbit_exploration.py --network NET --options="--correct bn"
-        [--out-dir runs/perbit] [--dataset_scale 0.1] [--threads 1] [--reuse]
+        [--common="--confirm-margin 1"] [--out-dir runs/perbit] [--dataset_scale 0.1]
+        [--threads 1] [--reuse]
 
 Runs the same exploration twice (same strategy, seed, grid and budget: two-step, ``--n-trials
 0``, in-process), once plain and once with ``--options`` (a space-separated string of flags,
-for example ``"--clustering weighted --correct bn"``), each with ``python main.py --mode
-exploration`` exactly as printed, then prints one markdown row per run: evaluations, wall
-seconds, the best point's fixed and coded ratios (clustered layers), its accuracy on the whole
-search split and the holdout, whether it passes the holdout, and the coded ratio's rise. Choose
+for example ``"--clustering weighted --correct bn"``; ``--common`` adds flags to both runs),
+each with ``python main.py --mode exploration`` exactly as printed, then prints one markdown row
+per run: evaluations, wall seconds, the best point's fixed and coded ratios (clustered layers),
+its accuracy on the whole search split and the holdout, whether it passes the holdout, and the
+coded ratio's rise. Choose
 ``--options`` beforehand on the search split (``bench_perbit.py --split search``), never from
 these holdout figures. ``--reuse`` reads a run directory that already holds results.json
 instead of running it again.
@@ -63,13 +65,16 @@ def main() -> None:
     )
     parser.add_argument("--network", required=True)
     parser.add_argument("--options", required=True, help='e.g. --options="--correct bn"')
+    parser.add_argument(
+        "--common", default="", help='flags for both runs, e.g. --common="--confirm-margin 1"'
+    )
     parser.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "perbit")
     parser.add_argument("--dataset_scale", type=float, default=0.1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reuse", action="store_true")
     args = parser.parse_args()
-    options = shlex.split(args.options)
-    runs = {"plain": [], " ".join(options): options}
+    options, common = shlex.split(args.options), shlex.split(args.common)
+    runs = {"plain": common, " ".join(options): [*common, *options]}
     rows = []
     for i, (label, flags) in enumerate(runs.items()):
         out = args.out_dir / f"{args.network}_{'plain' if i == 0 else 'options'}"
