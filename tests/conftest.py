@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -11,6 +12,12 @@ from pathlib import Path
 import pytest
 
 from weightshare.networks.keras_runtime import preload_triton
+
+# A shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored across
+# exec: the Ctrl-C tests' subprocesses (exploration, dashboard) would never see their SIGINT.
+# Catching it here gives every child the default disposition (Python's KeyboardInterrupt).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 # Test modules import tensorflow directly (pytest.importorskip); triton must be loaded before it
