@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from weightshare.dse.sensitivity import Option
-from weightshare.dse.space import Candidate
+from weightshare.dse.space import FP32, Candidate
 
 
 class Explorer(Protocol):
@@ -93,6 +93,11 @@ class Strategy(Protocol):
     def explore(self, explorer: Explorer) -> None:
         """Decide and request every evaluation of the exploration after the baseline."""
         ...
+
+
+def whole_grids(explorer: Explorer) -> dict[str, list[int | str]]:
+    """Every explored layer's choices for a search without step 1: fp32 first, then its grid."""
+    return {name: [FP32, *grid] for name, grid in explorer.grids.items()}
 
 
 def nsga2_sampler(config, population_size: int | None = None):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from weightshare.dse.space import FP32
-from weightshare.dse.strategies.base import Explorer, nsga2_sampler
+from weightshare.dse.strategies.base import Explorer, nsga2_sampler, whole_grids
 
 
 class NSGA2:
@@ -14,4 +13,4 @@ class NSGA2:
     def explore(self, explorer: Explorer) -> None:
         cfg = explorer.config
         sampler = nsga2_sampler(cfg)
-        explorer.search({n: [FP32, *g] for n, g in explorer.grids.items()}, [], sampler)
+        explorer.search(whole_grids(explorer), [], sampler)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from weightshare.dse.space import FP32
-from weightshare.dse.strategies.base import Explorer
+from weightshare.dse.strategies.base import Explorer, whole_grids
 
 
 class TPE:
@@ -15,4 +14,4 @@ class TPE:
         import optuna
 
         sampler = optuna.samplers.TPESampler(seed=explorer.config.seed)
-        explorer.search({n: [FP32, *g] for n, g in explorer.grids.items()}, [], sampler)
+        explorer.search(whole_grids(explorer), [], sampler)

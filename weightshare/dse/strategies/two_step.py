@@ -22,8 +22,8 @@ import math
 
 from weightshare.dse import combine, sensitivity, surrogate
 from weightshare.dse.sensitivity import Option
-from weightshare.dse.space import FP32, Candidate
-from weightshare.dse.strategies.base import Explorer, nsga2_sampler
+from weightshare.dse.space import Candidate
+from weightshare.dse.strategies.base import Explorer, nsga2_sampler, whole_grids
 
 MAX_BUDGETS = 16  # knapsack budgets tried by the bracket search
 UNIFORM_SEEDS = (256, 64, 32, 16, 8, 4)  # without step 1
@@ -42,7 +42,7 @@ class TwoStep:
                 Candidate.of({n: k for n, g in explorer.grids.items() if k in g})
                 for k in UNIFORM_SEEDS
             )
-            choices = {n: [FP32, *g] for n, g in explorer.grids.items()}
+            choices = whole_grids(explorer)
             explorer.search(choices, [c for c in uniform if c.k], sampler)
             return
         options = explorer.options = {
