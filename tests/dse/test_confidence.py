@@ -1,12 +1,14 @@
 """The ``--confirm-margin`` rule (weightshare/dse/confidence.py) and its effect on an exploration
 with the numpy backend (tests/dse/fake_backend.py)."""
 
+import csv
+import dataclasses
 import math
 
 import pytest
 
 from tests.dse.fake_backend import NAME, FakeFactory
-from weightshare.dse import confidence
+from weightshare.dse import confidence, report
 from weightshare.dse.driver import Driver, ExploreConfig
 from weightshare.dse.executor import LocalExecutor
 from weightshare.dse.trials import TrialStore
@@ -54,11 +56,16 @@ def _explore(tmp_path, executor, z: float):
     return driver, driver.run()
 
 
-def test_a_margin_refuses_the_point_that_clears_the_target_by_less_than_its_error(
-    tmp_path, executor
-):
-    plain_driver, plain = _explore(tmp_path / "z0", executor, 0.0)
-    driver, margin = _explore(tmp_path / "z1", executor, 1.0)
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, executor):
+    """The same exploration with Z = 0 and Z = 1: {z: (driver, outcome)}."""
+    tmp = tmp_path_factory.mktemp("margin")
+    return {z: _explore(tmp / f"z{z:g}", executor, z) for z in (0.0, 1.0)}
+
+
+def test_a_margin_refuses_the_point_that_clears_the_target_by_less_than_its_error(runs):
+    plain_driver, plain = runs[0.0]
+    driver, margin = runs[1.0]
     target = plain_driver.full_target
     assert driver.full_target == target
     edge = plain.final[plain.best.candidate.key()]["search_full"]
@@ -76,3 +83,43 @@ def test_a_margin_refuses_the_point_that_clears_the_target_by_less_than_its_erro
     for key in margin.final:
         full = margin.final[key]["search_full"]
         assert full.accuracy - math.sqrt(full.flip / full.n_images) >= target
+
+
+def _full_split_rows(driver, outcome, out) -> dict[str, dict]:
+    """trials.csv's whole-search-split rows of candidates (not fp32), by candidate key."""
+    out.mkdir()
+    doc = report.results(driver, outcome, network=NAME, backend=NAME, settings={}, wall_seconds=1.0)
+    report.write(out, doc, driver, outcome)
+    with (out / "trials.csv").open() as fh:
+        rows = csv.DictReader(fh)
+        return {r["k"]: r for r in rows if r["split"] == "search_full" and r["phase"] != "baseline"}
+
+
+def test_passes_search_full_and_feasible_use_the_margin_of_the_confirmation(runs, tmp_path):
+    plain_driver, plain = runs[0.0]
+    driver, margin = runs[1.0]
+    scaled = plain.best
+    key = scaled.candidate.key()
+    edge = plain.final[key]["search_full"]  # above the target, below it plus one se
+    # results.json: that whole-split score passes without the margin, fails with it
+    with_edge = dataclasses.replace(margin, final={key: {"search_full": edge}})
+    assert report.point(plain_driver, plain, scaled)["passes_search_full"] is True
+    assert report.point(driver, with_edge, scaled)["passes_search_full"] is False
+    # the holdout's verdict is the plain target's whatever the margin
+    held = plain.final[key]["holdout"]
+    assert report.passes(driver, margin, held) is report.passes(plain_driver, plain, held)
+    assert report.passes(driver, margin, held) is (
+        held.accuracy >= 0.99 * plain.baseline["holdout"].accuracy
+    )
+    # trials.csv: both studies confirmed the edge candidate; `feasible` is each one's verdict
+    plain_rows = _full_split_rows(plain_driver, plain, tmp_path / "z0")
+    margin_rows = _full_split_rows(driver, margin, tmp_path / "z1")
+    assert plain_rows[key]["feasible"] == "True" and margin_rows[key]["feasible"] == "False"
+    assert float(margin_rows[key]["accuracy"]) == edge.accuracy >= driver.full_target
+    for z, rows in ((0.0, plain_rows), (1.0, margin_rows)):
+        for r in rows.values():
+            bar = confidence.required_accuracy(
+                plain_driver.full_target, float(r["flip"]), int(r["n_images"]), z
+            )
+            whole = r["images_scored"] == r["n_images"]
+            assert r["feasible"] == str(whole and float(r["accuracy"]) >= bar), (z, r["k"])
