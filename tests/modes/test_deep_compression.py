@@ -23,11 +23,14 @@ def test_pipeline_writes_a_file_that_scores_what_it_reported(tmp_path):
     out = tmp_path / "dc"
     proc = run_main(
         "--mode", "deep_compression", "--network_dataset", "lenet5_fashionmnist",
-        "--prune-steps", "1", "--retrain-epochs", "1", "--finetune-centroids", "1",
+        "--prune-steps", "2", "--prune-schedule", "geometric", "--retrain-epochs", "0",
+        "--final-epochs", "1", "--finetune-centroids", "1",
         "--train-images", "512", "--threads", "1", "--log_file", str(out),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads((out / "deep_compression.json").read_text())
+    assert doc["settings"]["prune_schedule"] == "geometric"
+    assert doc["settings"]["final_epochs"] == 1
     data = (out / "model.wsz").read_bytes()
     assert doc["table"]["total"]["file_bytes_pqh"] == len(data)
     assert doc["table"]["total"]["ratio_pqh"] == 4 * 61706 / len(data)

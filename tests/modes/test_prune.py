@@ -53,6 +53,28 @@ def test_magnitude_checkpoint_has_the_requested_zeros_and_no_masks(tmp_path):
     assert doc["accuracy_reloaded"] == doc["accuracy_after"]
 
 
+@pytest.mark.slow
+def test_geometric_rounds_and_final_epochs(tmp_path):
+    out = tmp_path / "g"
+    proc = run_main(
+        "--mode", "prune", "--network_dataset", "lenet300_fashionmnist",
+        "--sparsity", "fc1.weight=0.96", "--prune-steps", "2", "--prune-schedule", "geometric",
+        "--retrain-epochs", "1", "--final-epochs", "0", "--train-images", "512",
+        "--threads", "1", "--log_file", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads((out / "prune.json").read_text())
+    first, last = doc["rounds"]
+    # kept 0.04 ** (1/2) = 0.2, then 0.04 (float32 means: 1e-7 is far below 1 / 235200)
+    assert first["kept"]["fc1.weight"] == pytest.approx(0.2, abs=1e-7)
+    assert last["kept"] == pytest.approx(
+        {"fc1.weight": 0.04, "fc2.weight": 1.0, "fc3.weight": 1.0}, abs=1e-7
+    )
+    assert first["accuracy_retrained"] != first["accuracy_pruned"]  # one epoch in round 1
+    assert last["accuracy_retrained"] == last["accuracy_pruned"]  # --final-epochs 0
+    assert doc["settings"]["prune_schedule"] == "geometric"
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
@@ -66,6 +88,8 @@ def test_magnitude_checkpoint_has_the_requested_zeros_and_no_masks(tmp_path):
             "--retrain-weight-decay must be a float in [0, 1]; got -0.1",
         ),
         (["--distill", "1.5"], "--distill must be a float in [0, 1]; got 1.5"),
+        (["--final-epochs", "-1"], "--final-epochs must be"),
+        (["--prune-schedule", "cubic"], "--prune-schedule: invalid choice: 'cubic'"),
         (["--distill-temperature", "0"], "--distill-temperature must be a float in (0, 100]"),
         # an empty value is refused, not replaced by the default
         (["--method", ""], "--method must be one of ('magnitude', 'fpgm'); got ''"),

@@ -19,6 +19,7 @@ from weightshare.modes.retraining import (
     check_before_work,
     load_for_retraining,
     retrain_flags,
+    round_recipe,
 )
 from weightshare.outputs import write_bytes_atomic, write_text_atomic
 from weightshare.validation import check_choice, check_float, check_int
@@ -124,12 +125,12 @@ def run(config: DeepCompressionConfig) -> dict:
     import torch
 
     from weightshare.codecs import decode_model, encode_model, original_bytes
-    from weightshare.modes.prune import _scaled
     from weightshare.networks.checkpoints import model_state
     from weightshare.networks.registry import TrainRecipe
     from weightshare.pruning.magnitude import magnitude_masks, prunable
     from weightshare.pruning.quantize import finetune_centroids, share_pruned
     from weightshare.pruning.retrain import retrain
+    from weightshare.pruning.schedule import round_targets
     from weightshare.pruning.stages import stage_table
 
     setup = load_for_retraining(config)
@@ -144,10 +145,19 @@ def run(config: DeepCompressionConfig) -> dict:
     dense_bytes = original_bytes(model_state(model))
     acc = {"baseline": scores(model)}
     masks = None
-    for i in range(1, config.steps + 1):
-        target = _scaled(config.sparsity, i / config.steps)
+    targets = round_targets(config.sparsity, config.steps, config.prune_schedule)
+    for i, target in enumerate(targets, 1):
         masks = magnitude_masks(model, sparsity=target, masks=masks)
-        retrain(model, masks, x, y, recipe, progress=True, desc=f"prune round {i}", loss=setup.loss)
+        retrain(
+            model,
+            masks,
+            x,
+            y,
+            round_recipe(config, recipe, i),
+            progress=True,
+            desc=f"prune round {i}",
+            loss=setup.loss,
+        )
         print(f"prune round {i}/{config.steps}: search {_pct(scores(model)['search'])} %")
     acc["pruned_retrained"] = scores(model)
     weights = {key: w.detach().numpy().copy() for key, w in prunable(model).items()}
@@ -184,7 +194,9 @@ def run(config: DeepCompressionConfig) -> dict:
         "settings": {
             "sparsity": config.sparsity,
             "prune_steps": config.steps,
+            "prune_schedule": config.prune_schedule,
             "retrain_epochs": config.retrain_epochs,
+            "final_epochs": config.final_epochs,
             "retrain_lr": config.retrain_lr,
             "retrain_weight_decay": config.retrain_weight_decay,
             "distill": config.distill,

@@ -18,8 +18,10 @@ from weightshare.modes.retraining import (
     check_before_work,
     load_for_retraining,
     retrain_flags,
+    round_recipe,
 )
 from weightshare.outputs import write_text_atomic
+from weightshare.pruning.schedule import SCHEDULES
 from weightshare.validation import check_choice, check_float
 
 METHODS = ("magnitude", "fpgm")
@@ -98,12 +100,6 @@ def parse_sparsity(text: str) -> float | dict[str, float]:
         ) from None
 
 
-def _scaled(target, factor: float):
-    if isinstance(target, dict):
-        return {k: v * factor for k, v in target.items()}
-    return target * factor
-
-
 def run(config: PruneConfig) -> dict:
     """Load the baseline, prune, retrain, save; return (and write) the ``prune.json`` dict."""
 
@@ -112,6 +108,7 @@ def run(config: PruneConfig) -> dict:
     from weightshare.pruning.fpgm import fpgm_prune
     from weightshare.pruning.magnitude import kept_fraction, magnitude_masks, prunable
     from weightshare.pruning.retrain import retrain
+    from weightshare.pruning.schedule import round_targets
 
     setup = load_for_retraining(config)
     spec, path, model, x, y = setup.spec, setup.path, setup.model, setup.x, setup.y
@@ -135,16 +132,32 @@ def run(config: PruneConfig) -> dict:
     if config.method == "magnitude":
         masks = None
         rounds = []
+        targets = None
+        if config.quality is None:
+            targets = round_targets(config.sparsity, config.steps, config.prune_schedule)
         for i in range(1, config.steps + 1):
-            if config.quality is not None:
+            if targets is None:
                 masks = magnitude_masks(model, quality=config.quality, masks=masks)
             else:
-                target = _scaled(config.sparsity, i / config.steps)
-                masks = magnitude_masks(model, sparsity=target, masks=masks)
+                masks = magnitude_masks(model, sparsity=targets[i - 1], masks=masks)
             pruned_acc = scores_after_mask(model, masks, scores)
-            retrain(model, masks, x, y, recipe, progress=True, desc=f"round {i}", loss=setup.loss)
+            retrain(
+                model,
+                masks,
+                x,
+                y,
+                round_recipe(config, recipe, i),
+                progress=True,
+                desc=f"round {i}",
+                loss=setup.loss,
+            )
             rounds.append(
-                {"round": i, "accuracy_pruned": pruned_acc, "accuracy_retrained": scores()}
+                {
+                    "round": i,
+                    "kept": kept_fraction(masks),
+                    "accuracy_pruned": pruned_acc,
+                    "accuracy_retrained": scores(),
+                }
             )
             kept = sum(int(m.sum()) for m in masks.values())
             total = sum(m.numel() for m in masks.values())
@@ -220,7 +233,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="magnitude: prune/retrain rounds; round i prunes to i/N of the target (default 1)",
+        help="magnitude: prune/retrain rounds (default 1)",
+    )
+    group.add_argument(
+        "--prune-schedule",
+        choices=SCHEDULES,
+        default="linear",
+        help="magnitude --sparsity: round i of N prunes to i/N of the target (linear, the "
+        "default) or keeps (1 - target)^(i/N) (geometric: the same share of what is left "
+        "every round)",
     )
     group.add_argument(
         "--prune-rate",
@@ -235,6 +256,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=2,
         metavar="E",
         help="fine-tuning epochs after each pruning round, masks frozen (default 2)",
+    )
+    group.add_argument(
+        "--final-epochs",
+        type=int,
+        default=None,
+        metavar="E",
+        help="fine-tuning epochs after the last pruning round (default: --retrain-epochs)",
     )
     group.add_argument(
         "--retrain-lr", type=float, default=0.01, metavar="LR", help="peak lr of the fine-tuning"

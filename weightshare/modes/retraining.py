@@ -9,7 +9,8 @@ from typing import Any, ClassVar
 
 from weightshare.errors import UserError
 from weightshare.networks import get_network
-from weightshare.validation import check_float, check_int
+from weightshare.pruning.schedule import SCHEDULES
+from weightshare.validation import check_choice, check_float, check_int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,8 +21,13 @@ class RetrainChoice:
         network: registry name (``--network_dataset``); ImageNet zoo networks are refused.
         log_file: directory of the mode's JSON document (and of its model by default).
         out: the mode's model file (None: in ``log_file``).
-        steps: prune/retrain rounds, in [1, 100]; round i prunes to ``i / steps`` of the target.
+        steps: prune/retrain rounds, in [1, 100].
+        prune_schedule: how the rounds approach the target (``pruning/schedule.py``):
+            ``linear`` (round i prunes to ``i / steps`` of it) or ``geometric`` (the kept
+            fraction shrinks by the same factor every round).
         retrain_epochs: fine-tuning epochs after each round, in [0, 1000].
+        final_epochs: fine-tuning epochs after the last round, in [0, 1000] (None:
+            ``retrain_epochs``).
         retrain_lr: peak learning rate of the fine-tuning's one-cycle schedule, in (0, 10].
         retrain_weight_decay: its L2 penalty on every parameter, in [0, 1].
         distill: weight in [0, 1] of the distillation term from the dense network loaded
@@ -40,7 +46,9 @@ class RetrainChoice:
     log_file: Path | None
     out: Path | None = None
     steps: int = 1
+    prune_schedule: str = "linear"
     retrain_epochs: int = 2
+    final_epochs: int | None = None
     retrain_lr: float = 0.01
     retrain_weight_decay: float = 5e-5
     distill: float = 0.0
@@ -54,7 +62,10 @@ class RetrainChoice:
 
     def __post_init__(self) -> None:
         check_int("--prune-steps", self.steps, 1, 100)
+        check_choice("--prune-schedule", self.prune_schedule, SCHEDULES)
         check_int("--retrain-epochs", self.retrain_epochs, 0, 1000)
+        if self.final_epochs is not None:
+            check_int("--final-epochs", self.final_epochs, 0, 1000)
         if self.train_images is not None:
             check_int("--train-images", self.train_images, 1, 60000)
         check_float("--retrain-lr", self.retrain_lr, 0, 10, low_open=True)
@@ -83,7 +94,9 @@ def retrain_flags(args, default_out: str) -> dict:
         "log_file": args.log_file,
         "out": out,
         "steps": args.prune_steps,
+        "prune_schedule": args.prune_schedule,
         "retrain_epochs": args.retrain_epochs,
+        "final_epochs": args.final_epochs,
         "retrain_lr": args.retrain_lr,
         "retrain_weight_decay": args.retrain_weight_decay,
         "distill": args.distill,
@@ -94,6 +107,16 @@ def retrain_flags(args, default_out: str) -> dict:
         "data_dir": args.data_dir,
         "threads": args.threads,
     }
+
+
+def round_recipe(config: RetrainChoice, recipe, i: int):
+    """The fine-tuning recipe of prune round ``i`` (1-based): ``recipe`` itself, or with
+    ``config.final_epochs`` epochs in the last round."""
+    import dataclasses
+
+    if i == config.steps and config.final_epochs is not None:
+        return dataclasses.replace(recipe, epochs=config.final_epochs)
+    return recipe
 
 
 def check_before_work(config: RetrainChoice, out_given: bool) -> None:
