@@ -157,3 +157,69 @@ def test_narrowed_shares_the_measured_state(calibration):
     assert full.narrowed(PerBitOptions("weighted")).importance is full.importance
     with pytest.raises(UserError, match="narrowed options"):
         bn_only.narrowed(PerBitOptions(correct=("bias",)))
+
+
+def _step_one_figures(evaluator, reuse: bool) -> tuple[list, list[str]]:
+    """Figures of LeNet-5's one-layer candidates conv2 at k 2, 8 and fc2 at k 3, scored with or
+    without prefix reuse, and the layers each ``predict_after`` call ran from."""
+    from weightshare.dse.sensitivity import one_layer_candidates
+
+    calls: list[str] = []
+    backend = evaluator.backend
+    run_after = type(backend).predict_after
+    backend.predict_after = lambda split, layer: (
+        calls.append(layer) or run_after(backend, split, layer)
+    )
+    evaluator.prefix_reuse = reuse
+    try:
+        results = map(evaluator.evaluate, one_layer_candidates({"conv2": (2, 8), "fc2": (3,)}))
+        figures = [
+            (r.key, r.correct, r.top5, r.kl, r.flip, r.cross_entropy, r.bits_coded) for r in results
+        ]
+    finally:
+        del backend.predict_after
+    return figures, calls
+
+
+@pytest.fixture(scope="module")
+def lenet5_evaluators(search_split, calibration):
+    """LeNet-5 evaluators on 300 search images: plain k-means, --clustering weighted, and
+    --correct bias, one model each."""
+    from weightshare.dse.evaluator import Evaluator
+    from weightshare.networks import get_network
+    from weightshare.networks.checkpoints import BASELINE_DIR, load_into
+    from weightshare.networks.datasets import Split
+
+    spec = get_network("lenet5_fashionmnist")
+    split = Split("search", search_split.images[:300], search_split.labels[:300])
+    out = {}
+    for name, options in (
+        ("kmeans", None),
+        ("weighted", PerBitOptions(clustering="weighted")),
+        ("bias", PerBitOptions(correct=("bias",))),
+    ):
+        model = load_into(spec.build(), BASELINE_DIR / "lenet5_fashionmnist.pt")
+        backend = PyTorchBackend(model, spec.input_size, threads=1, batch_size=96)
+        calibrator = None if options is None else Calibrator(backend, options, calibration)
+        out[name] = Evaluator(backend, {"search": split}, calibrator=calibrator)
+    return out
+
+
+def test_weighted_clustering_alone_keeps_prefix_reuse_with_the_same_figures(lenet5_evaluators):
+    weighted = lenet5_evaluators["weighted"]
+    assert not weighted.calibrator.corrects
+    full, no_calls = _step_one_figures(weighted, reuse=False)
+    reused, calls = _step_one_figures(weighted, reuse=True)
+    assert reused == full and no_calls == []
+    # every one-layer candidate ran from its layer on, part by part (300 images: 3 parts)
+    assert calls == ["conv2"] * 6 + ["fc2"] * 3
+    # and the clustering was the weighted one: other shared values than plain k-means
+    plain, _ = _step_one_figures(lenet5_evaluators["kmeans"], reuse=True)
+    assert [f[3] for f in plain] != [f[3] for f in full]
+
+
+def test_a_correction_turns_prefix_reuse_off(lenet5_evaluators):
+    corrected = lenet5_evaluators["bias"]
+    assert corrected.calibrator.corrects
+    _, calls = _step_one_figures(corrected, reuse=True)
+    assert calls == []

@@ -137,6 +137,14 @@ class Calibrator:
         if "bias" in options.correct:
             self._means = backend.input_means(calibration)
 
+    @property
+    def corrects(self) -> bool:
+        """Whether :meth:`apply` changes tensors other than the shared layers' weights
+        (``--correct``: biases, BatchNorm statistics). ``--clustering weighted`` alone only
+        changes how each shared layer is clustered (its codebook and indices), so a candidate
+        still differs from the fp32 model in its shared layers only."""
+        return bool(self.options.correct)
+
     def narrowed(self, options: PerBitOptions) -> Calibrator:
         """This calibrator with fewer options (the state is shared, nothing is measured again).
 

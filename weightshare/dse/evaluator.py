@@ -48,7 +48,8 @@ class Evaluator:
             k-means and it corrects every candidate after the swap; None: plain sharing.
         prefix_reuse: score a candidate that shares one layer from that layer on, where the
             backend can (its ``predict_after``: the same logits, the layers before it run once
-            per split); never with a calibrator (its corrections touch other layers).
+            per split); never with ``--correct`` (:attr:`Calibrator.corrects`: its corrections
+            touch other layers), but with ``--clustering weighted`` alone.
     """
 
     def __init__(
@@ -157,7 +158,8 @@ class Evaluator:
         """The backend's logits on ``sub`` with ``shared`` set: from the shared layer on when
         it is the only one changed and the backend can (prefix reuse, the same logits)."""
         run_after = getattr(self.backend, "predict_after", None)
-        reuse = self.prefix_reuse and self.calibrator is None and run_after is not None
+        corrects = self.calibrator is not None and self.calibrator.corrects
+        reuse = self.prefix_reuse and not corrects and run_after is not None
         if reuse and len(shared) == 1:
             (layer,) = shared
             logits = run_after(sub, layer)
