@@ -10,6 +10,7 @@ import torch
 
 from tests.conftest import one_line_error, run_main
 from weightshare.codecs import decode_model, encode_model
+from weightshare.errors import UserError
 from weightshare.modes.deep_compression import load_into_state, parse_layer_bits, stored_precision
 from weightshare.networks import get_network
 from weightshare.networks.checkpoints import BASELINE_DIR, load_into
@@ -118,6 +119,45 @@ def test_parse_layer_bits():
         "conv1.weight": 6,
     }
     assert parse_layer_bits(None) == {} and parse_layer_bits("") == {}
+    with pytest.raises(UserError) as raised:
+        parse_layer_bits("fc1.weight=3,conv1.weight=6, fc1.weight=4")
+    assert str(raised.value) == (
+        "--layer-bits names 'fc1.weight' twice; give each weight key once; "
+        "got 'fc1.weight=3,conv1.weight=6, fc1.weight=4'"
+    )
+
+
+def test_layer_bits_keys_are_checked_before_anything_loads(tmp_path):
+    # the missing checkpoint is never looked at: the unknown key is refused first
+    proc = run_main(
+        "--mode", "deep_compression", "--log_file", str(tmp_path / "dc"),
+        "--checkpoint", str(tmp_path / "missing.pt"), "--layer-bits", "fc1.weight=3,fc9.weight=2",
+    )  # fmt: skip
+    assert one_line_error(proc) == (
+        "error: --layer-bits names 'fc9.weight', not a weight of lenet5_fashionmnist; its "
+        "weights: conv1.weight, conv2.weight, fc1.weight, fc2.weight, fc3.weight"
+    )
+
+
+def test_layer_bits_of_an_unpruned_layer_set_its_shared_values(tmp_path):
+    # fc3 is not pruned (--sparsity names fc1 only) yet shared: its --layer-bits is used
+    out = tmp_path / "dc"
+    proc = run_main(
+        "--mode", "deep_compression", "--network_dataset", "lenet300_fashionmnist",
+        "--sparsity", "fc1.weight=0.5", "--layer-bits", "fc3.weight=2", "--retrain-epochs", "0",
+        "--finetune-centroids", "0", "--train-images", "128", "--threads", "1",
+        "--log_file", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads((out / "deep_compression.json").read_text())
+    assert {r["layer"]: r["kept"] for r in doc["table"]["layers"]} == {
+        "fc1.weight": 0.5,
+        "fc2.weight": 1.0,
+        "fc3.weight": 1.0,
+    }
+    entries = {e.name: e for e in decode_model((out / "model.wsz").read_bytes()).manifest.tensors}
+    assert entries["fc3.weight"].params["k"] == 4
+    assert entries["fc1.weight"].params["k"] == entries["fc2.weight"].params["k"] == 32
 
 
 @pytest.mark.parametrize(
@@ -126,6 +166,7 @@ def test_parse_layer_bits():
         (["--layer-bits", "fc1.weight"], "--layer-bits must be KEY=B,KEY=B"),
         (["--layer-bits", "fc1.weight=x"], "--layer-bits must be KEY=B,KEY=B"),
         (["--layer-bits", "fc1.weight=17"], "--layer-bits fc1.weight must be"),
+        (["--layer-bits", "fc1.weight=3,fc1.weight=4"], "--layer-bits names 'fc1.weight' twice"),
         (["--coder", "fixed"], "--coder must be an entropy coder"),
         (["--fc-bits", "0"], "--fc-bits must be"),
         (["--network_dataset", "resnet20_fashionmnist"], "--sparsity is needed for"),

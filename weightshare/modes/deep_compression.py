@@ -45,8 +45,9 @@ class DeepCompressionConfig(RetrainChoice):
         sparsity: fraction removed per layer, one float or weight key -> float, each in [0, 1)
             (None: refused; ``main`` fills the network's ``DEFAULT_SPARSITY``).
         bits: ``{"conv": B, "fc": B}``, 2^B shared values per layer, B in [1, 16].
-        layer_bits: weight key -> B, overriding ``bits`` for the layers it names (each a pruned
-            layer of the network, B in [1, 16]).
+        layer_bits: weight key -> B, overriding ``bits`` for the layers it names (each a conv
+            or linear weight of the network, pruned or not: :func:`check_layer_bits`; B in
+            [1, 16]).
         finetune_centroids: centroid fine-tuning epochs, in [0, 1000].
         centroid_lr: their learning rate, in (0, 1].
         coder: ``ans`` or ``huffman`` (an entropy coder: the paper's P+Q+H).
@@ -133,14 +134,9 @@ def run(config: DeepCompressionConfig) -> dict:
     from weightshare.pruning.schedule import round_targets
     from weightshare.pruning.stages import stage_table
 
+    check_layer_bits(config)
     setup = load_for_retraining(config)
     spec, path, model, x, y = setup.spec, setup.path, setup.model, setup.x, setup.y
-    unknown = sorted(set(config.layer_bits) - set(prunable(model)))
-    if unknown:
-        raise UserError(
-            f"--layer-bits names {unknown[0]!r}, not a weight of {spec.name}; its weights: "
-            f"{', '.join(prunable(model))}"
-        )
     n, recipe, scores = setup.n_train, setup.recipe, setup.scores
     dense_bytes = original_bytes(model_state(model))
     acc = {"baseline": scores(model)}
@@ -228,6 +224,28 @@ def run(config: DeepCompressionConfig) -> dict:
     )
     print(f"wrote {model_path} and {out_dir / 'deep_compression.json'}")
     return doc
+
+
+def check_layer_bits(config: DeepCompressionConfig) -> None:
+    """Before anything loads: every ``--layer-bits`` key is a prunable weight of the network
+    (every one of them is shared, pruned or not, so each key is used).
+
+    Raises:
+        UserError: a key that names no such weight (the message lists the allowed keys).
+    """
+    from weightshare.networks import get_network
+    from weightshare.pruning.magnitude import prunable
+
+    if not config.layer_bits:
+        return
+    spec = get_network(config.network)
+    keys = list(prunable(spec.build()))
+    unknown = [key for key in config.layer_bits if key not in keys]
+    if unknown:
+        raise UserError(
+            f"--layer-bits names {unknown[0]!r}, not a weight of {spec.name}; its weights: "
+            f"{', '.join(keys)}"
+        )
 
 
 def layer_bits(config: DeepCompressionConfig, key: str, ndim: int) -> int:
@@ -356,7 +374,7 @@ def parse_layer_bits(text: str | None) -> dict[str, int]:
     """``fc1.weight=3,conv1.weight=6`` -> weight key -> bits (None or empty: no overrides).
 
     Raises:
-        UserError: not ``KEY=INT`` items separated by commas.
+        UserError: not ``KEY=INT`` items separated by commas, or a key given twice.
     """
     if not text:
         return {}
@@ -365,6 +383,10 @@ def parse_layer_bits(text: str | None) -> dict[str, int]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip().lstrip("-").isdigit():
             raise UserError(f"--layer-bits must be KEY=B,KEY=B (weight keys, ints); got {text!r}")
+        if key.strip() in out:
+            raise UserError(
+                f"--layer-bits names {key.strip()!r} twice; give each weight key once; got {text!r}"
+            )
         out[key.strip()] = int(value)
     return out
 
