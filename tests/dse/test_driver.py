@@ -3,6 +3,7 @@
 No framework is imported here: the real backends run the driver end to end in tests/modes.
 """
 
+import dataclasses
 import json
 
 import pytest
@@ -66,6 +67,33 @@ def test_a_rerun_with_other_settings_is_refused_naming_the_setting(tmp_path, exe
         UserError, match=r"was made with dataset_scale=0.05 but this run has dataset_scale=0.5"
     ):
         TrialStore(f"sqlite:///{tmp_path / 'study.db'}", other)
+
+
+def test_a_prune_grid_of_zero_alone_is_the_study_without_the_grid(tmp_path, executor):
+    # the identity a study made without --prune-grid has always recorded
+    assert CONFIG.identity() == {
+        "optimization": "two_step_optimization",
+        "with_local_optimization": True,
+        "accuracy_ratio": 0.99,
+        "k_grid": [4, 16, 64],
+        "skip_layers": None,
+        "size_model": "coded",
+        "seed": 0,
+        "population_size": 4,
+    }
+    for zero in ((0.0,), (0,)):
+        config = dataclasses.replace(CONFIG, prune_grid=zero)
+        assert config.prune_grid == () and config.identity() == CONFIG.identity()
+    assert dataclasses.replace(CONFIG, prune_grid=(0.0, 0.5)).prune_grid == (0.0, 0.5)
+    # a study made without the flag resumes with --prune-grid 0: nothing is evaluated again
+    plain = ExploreConfig(k_grid=(4, 16), n_trials=0, max_final=1)
+    zero = ExploreConfig(k_grid=(4, 16), n_trials=0, max_final=1, prune_grid=(0.0,))
+    assert zero.identity() == plain.identity()
+    settings = {"network": NAME, "dataset_scale": SCALE, **plain.identity()}
+    _, first = _run(tmp_path, executor, plain, settings)
+    driver, again = _run(tmp_path, executor, zero, settings)
+    assert driver.evaluations == 0 and again.evaluations == first.evaluations
+    assert again.best.candidate == first.best.candidate
 
 
 def test_an_impossible_target_reports_the_closest_points(tmp_path, executor):

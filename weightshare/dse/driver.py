@@ -71,7 +71,8 @@ class ExploreConfig:
         max_final: feasible Pareto points rescored on the whole search split and the holdout.
         prune_grid: ``--prune-grid`` sparsities in [0, 1): each layer's choice becomes a
             (k, sparsity) pair, the layer magnitude-pruned without retraining before sharing
-            (:func:`~weightshare.dse.space.layer_choices`); empty: sharing alone.
+            (:func:`~weightshare.dse.space.layer_choices`); empty: sharing alone. A grid of 0
+            alone is the same search and becomes empty (one study identity, today's).
         confirm_margin: ``--confirm-margin Z`` (>= 0): a whole-search-split score meets the
             target only when ``accuracy - Z * se >= target``, se the flip bound of the paired
             difference's standard error (:mod:`~weightshare.dse.confidence`); 0: no margin.
@@ -116,6 +117,8 @@ class ExploreConfig:
         for s in self.prune_grid:
             if isinstance(s, bool) or not isinstance(s, int | float) or not 0 <= s < 1:
                 raise UserError(f"every sparsity of --prune-grid must be in [0, 1); got {s!r}")
+        if not any(self.prune_grid):  # only sparsity 0 prunes nothing: sharing alone, one study
+            object.__setattr__(self, "prune_grid", ())
         check_float("--confirm-margin", self.confirm_margin, 0)
 
     def search_trials(self) -> int:

@@ -76,7 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S1,S2,...",
         help="joint retraining-free search: each layer's choice becomes (k, sparsity), the layer "
         "magnitude-pruned to a sparsity of this grid (e.g. 0,0.5,0.7,0.8,0.9) before its "
-        "survivors are shared; sizes are the sparse coded bytes (default: off, sharing alone)",
+        "survivors are shared; sizes are the sparse coded bytes (default: off, sharing alone; "
+        "0 alone is the same as off)",
     )
     g.add_argument(
         "--confirm-margin",
@@ -178,11 +179,6 @@ def main(args: argparse.Namespace) -> int:
         grid = parse_k_grid(args.k_grid)
     k_max = args.k_max if args.k_max is not None else (max(grid) if grid else 256)
     prune_grid = () if args.prune_grid is None else parse_prune_grid(args.prune_grid)
-    if prune_grid and args.granularity != "layer":
-        raise UserError(
-            "--prune-grid shares each pruned layer's survivors in one codebook: it needs "
-            f"--granularity layer; got {args.granularity!r}"
-        )
     config = ExploreConfig(
         optimization=args.optimization,
         with_local_optimization=bool(args.with_local_optimization),
@@ -197,6 +193,11 @@ def main(args: argparse.Namespace) -> int:
         prune_grid=prune_grid,
         confirm_margin=args.confirm_margin,
     )
+    if config.prune_grid and args.granularity != "layer":  # --prune-grid 0 prunes nothing
+        raise UserError(
+            "--prune-grid shares each pruned layer's survivors in one codebook: it needs "
+            f"--granularity layer; got {args.granularity!r}"
+        )
     if config.confirm_margin and args.dataset_scale == 1.0:
         raise UserError(
             "--confirm-margin applies to the whole-search-split confirmation, which runs only "
