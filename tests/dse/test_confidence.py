@@ -11,6 +11,7 @@ from tests.dse.fake_backend import NAME, FakeFactory
 from weightshare.dse import confidence, report
 from weightshare.dse.driver import Driver, ExploreConfig
 from weightshare.dse.executor import LocalExecutor
+from weightshare.dse.space import Candidate
 from weightshare.dse.trials import TrialStore
 
 SCALE = 0.05  # 250 search images; the whole search split (5,000) confirms
@@ -92,7 +93,11 @@ def _full_split_rows(driver, outcome, out) -> dict[str, dict]:
     report.write(out, doc, driver, outcome)
     with (out / "trials.csv").open() as fh:
         rows = csv.DictReader(fh)
-        return {r["k"]: r for r in rows if r["split"] == "search_full" and r["phase"] != "baseline"}
+        return {
+            Candidate.parse(r["k"]).key(): r
+            for r in rows
+            if r["split"] == "search_full" and r["phase"] != "baseline"
+        }
 
 
 def test_passes_search_full_and_feasible_use_the_margin_of_the_confirmation(runs, tmp_path):

@@ -55,8 +55,11 @@ def test_results_json_numbers_are_those_of_trials_csv(written):
     assert doc["best"] is not None and doc["best"] in doc["pareto"]
     for point in points:
         row = search[str(point["trial"])]
-        k = Candidate.of(point["k_per_layer"]).key()
-        assert row["k"] == k and row["phase"] == point["phase"]
+        k = Candidate.of(point["k_per_layer"]).csv_cell()
+        # the pareto.csv spelling: layers joined by ";", an unquoted cell
+        assert row["k"] == k == ";".join(f"{n}={v}" for n, v in point["k_per_layer"].items())
+        assert Candidate.parse(row["k"]) == Candidate.of(point["k_per_layer"])
+        assert row["phase"] == point["phase"]
         assert float(row["accuracy"]) == point["accuracy_search"]
         assert float(row["size_bytes"]) == point["size_bytes"]
         assert float(row["compression_ratio_fixed"]) == point["compression_ratio_fixed"]
@@ -69,6 +72,11 @@ def test_results_json_numbers_are_those_of_trials_csv(written):
     assert base == {split.removeprefix("accuracy_"): acc for split, acc in doc["baseline"].items()}
     with (out / "pareto.csv").open() as fh:
         pareto = list(csv.DictReader(fh))
-    assert [(int(r["trial"]), float(r["size_bytes"])) for r in pareto] == [
-        (p["trial"], p["size_bytes"]) for p in doc["pareto"]
+    assert [(int(r["trial"]), float(r["size_bytes"]), r["k"]) for r in pareto] == [
+        (p["trial"], p["size_bytes"], search[str(p["trial"])]["k"]) for p in doc["pareto"]
     ]
+    # no k cell needed quoting: a multi-layer k is one field of a plain comma split
+    lines = (out / "trials.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert all(len(line.split(",")) == len(header) for line in lines)
+    assert any(";" in line.split(",")[header.index("k")] for line in lines[1:])

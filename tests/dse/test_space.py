@@ -21,6 +21,9 @@ def test_candidate_key_round_trips_and_drops_fp32_layers():
     assert Candidate.parse(cand.key()) == cand
     assert Candidate.parse("fp32") == Candidate(()) and Candidate(()).key() == "fp32"
     assert Candidate.parse("layer1.0.conv1=8").as_dict() == {"layer1.0.conv1": 8}
+    # trials.csv's k cell: the same pairs joined by ";"
+    assert cand.csv_cell() == "conv1=4;fc1=16" and Candidate.parse("conv1=4;fc1=16") == cand
+    assert Candidate(()).csv_cell() == "fp32"
 
 
 def test_default_grid_is_powers_of_two_and_halfway_values():
@@ -66,6 +69,7 @@ def test_a_pruned_choice_is_k_at_sparsity_and_round_trips():
     cand = Candidate.of({"fc1": "16@0.5", "conv1": 4, "fc2": 0})
     assert cand.key() == "conv1=4,fc1=16@0.5"
     assert Candidate.parse(cand.key()) == cand
+    assert cand.csv_cell() == "conv1=4;fc1=16@0.5" and Candidate.parse(cand.csv_cell()) == cand
     assert cand.settings() == {"conv1": (4, 0.0), "fc1": (16, 0.5)}
     assert Candidate.parse("fc1=16@0.0") == Candidate.of({"fc1": 16})  # unpruned: a plain int
 

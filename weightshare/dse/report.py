@@ -176,7 +176,7 @@ def _trial_row(driver: Driver, outcome: Outcome, r: Record) -> dict:
         "compression_ratio_coded": layout.ratio_layers(r.bits_coded),
         "seconds": r.seconds,
         "reused": r.reused,
-        "k": r.candidate.key(),
+        "k": r.candidate.csv_cell(),
     }
 
 

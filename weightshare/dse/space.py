@@ -63,15 +63,24 @@ class Candidate:
 
     @staticmethod
     def parse(key: str) -> Candidate:
-        """Inverse of :meth:`key`."""
+        """Inverse of :meth:`key`; also reads the ``k`` column of ``trials.csv``, whose pairs
+        are joined by ``;`` (:meth:`csv_cell`)."""
         if key == "fp32":
             return Candidate(())
-        pairs = (item.rsplit("=", 1) for item in key.split(","))
+        pairs = (item.rsplit("=", 1) for item in re.split("[,;]", key))
         return Candidate.of(dict(pairs))  # each choice parsed and put in its one spelling
 
     def key(self) -> str:
         """A stable string id, e.g. ``conv1=4,fc1=16@0.5`` (``fp32`` for the empty candidate)."""
-        return ",".join(f"{n}={v}" for n, v in self.k) or "fp32"
+        return self._joined(",")
+
+    def csv_cell(self) -> str:
+        """:meth:`key` with ``;`` between the layers, e.g. ``conv1=4;fc1=16@0.5``: a CSV cell
+        that needs no quoting (the ``k`` column of ``trials.csv``, as ``pareto.csv``'s)."""
+        return self._joined(";")
+
+    def _joined(self, separator: str) -> str:
+        return separator.join(f"{n}={v}" for n, v in self.k) or "fp32"
 
 
 def choice(k: int, sparsity: float = 0.0) -> int | str:
