@@ -1,0 +1,94 @@
+"""The exhaustive map's pure functions (bench/bench_exhaustive.py), exact values on tiny inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bench import bench_exhaustive as ex
+
+
+def test_se_is_the_confidence_bound_per_candidate():
+    # se_bound(flip / n, n) = sqrt(flips) / n
+    assert ex.se(np.array([0, 100, 400, 2500]), 10_000).tolist() == [0.0, 0.001, 0.002, 0.005]
+
+
+def test_margins_in_se_and_the_fp32_decisions_at_infinity():
+    out = ex.margins(
+        np.array([9000, 8830, 8790, 8860]), np.array([0, 100, 400, 2500]), 10_000, 0.88
+    )
+    assert out[0] == math.inf
+    assert out[1:].tolist() == pytest.approx([3.0, -0.5, 1.2])
+    # no flip below the target (a target above fp32's accuracy): -inf
+    assert ex.margins(np.array([9000]), np.array([0]), 10_000, 0.95).tolist() == [-math.inf]
+
+
+RATIOS = np.array([1.0, 5.0, 10.0, 8.0])
+CORRECT = np.array([9000, 8830, 8790, 8860])  # 90.0, 88.3, 87.9, 88.6 %
+FLIPS = np.array([0, 100, 400, 2500])  # se 0, 0.1, 0.2, 0.5 points: margins inf, 3, -0.5, 1.2
+
+
+@pytest.mark.parametrize(("z", "expected"), [(0, 3), (1, 3), (2, 1), (2.5, 1), (4, 0)])
+def test_pick_is_the_largest_ratio_clearing_z_se(z, expected):
+    assert ex.pick(RATIOS, CORRECT, FLIPS, 10_000, 0.88, z) == expected
+
+
+def test_pick_none_and_ties():
+    assert ex.pick(RATIOS, CORRECT, FLIPS, 10_000, 0.95, 0) is None
+    ratios = np.array([2.0, 2.0, 1.0])
+    assert ex.pick(ratios, np.array([9, 9, 9]), np.array([0, 0, 0]), 10, 0.5, 0) == 0
+
+
+def test_halves_are_seeded_halves():
+    masks = ex.halves(10, 3, seed=0)
+    assert masks.shape == (3, 10)
+    assert masks.sum(axis=1).tolist() == [5, 5, 5]
+    assert np.array_equal(masks, ex.halves(10, 3, seed=0))
+
+
+def test_halving_pass_rates_on_a_hand_worked_split():
+    # 4 images, fp32 right on the first three. c1 (ratio 8) is right where fp32 is wrong and
+    # wrong on image 2; c2 (ratio 4) is wrong on images 0 and 3.
+    fp32 = np.array([True, True, True, False])
+    correct = np.array(
+        [[True, True, True, False], [True, True, False, True], [False, True, True, False]]
+    )
+    flipped = correct != fp32  # each wrong/right change is a top-1 change here
+    masks = np.array(
+        [
+            [True, False, False, True],  # A = {0, 3}: c1 1.0, se 0.5 -> Z=0 picks c1, fails B
+            [False, True, True, False],  # A = {1, 2}: c2 picked for both Z, 0/2 on B: fails
+            [True, True, False, False],  # A = {0, 1}: c1 picked (no flip), 1/2 on B: passes
+        ]
+    )
+    rates = ex.halving_pass_rates(np.array([1.0, 8.0, 4.0]), correct, flipped, fp32, [0, 2], masks)
+    assert rates.tolist() == pytest.approx([1 / 3, 2 / 3])
+
+
+def test_smallest_z():
+    assert ex.smallest_z([0, 1, 2], [0.5, 0.95, 0.99], 0.9) == 1
+    assert ex.smallest_z([0, 1, 2], [0.5, 0.95, 0.99], 1.0) is None
+
+
+def test_band_counts_count_the_holdout_failures_per_band():
+    margins = np.array([0.2, 0.7, 0.7, 2.5, math.inf, -1.0])
+    holdout = np.array([False, True, False, True, True, False])
+    assert ex.band_counts(margins, holdout, (0, 1, 3, math.inf)) == [
+        (0, 1, 3, 2),
+        (1, 3, 1, 0),
+        (3, math.inf, 1, 0),
+    ]
+
+
+def test_pack_and_unpack_bits():
+    rows = np.array([[True, False, False, False, False, False, False, False, True]])
+    packed = ex.pack(rows)
+    assert packed.tolist() == [[128, 128]]
+    assert np.array_equal(ex.unpack(packed, 9), rows)
+
+
+def test_candidates_are_every_combination_with_fp32_dropped():
+    keys = [c.key() for c in ex.candidates({"a": [0, 2], "b": [0, 3]})]
+    assert keys == ["fp32", "b=3", "a=2", "a=2,b=3"]
