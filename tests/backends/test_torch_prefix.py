@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from weightshare.backends.pytorch import PyTorchBackend
+from weightshare.backends.pytorch import PREFIX_CACHE_BYTES, PyTorchBackend
 from weightshare.networks import get_network
 from weightshare.networks.checkpoints import BASELINE_DIR, load_into
 from weightshare.networks.datasets import Split
 
 
-def _backend(name: str) -> PyTorchBackend:
+def _backend(name: str, **options) -> PyTorchBackend:
     spec = get_network(name)
     model = load_into(spec.build(), BASELINE_DIR / f"{name}.pt")
-    return PyTorchBackend(model, spec.input_size, threads=1, batch_size=96)
+    return PyTorchBackend(model, spec.input_size, threads=1, batch_size=96, **options)
 
 
 def _two_parts(search_split, n: int) -> list[Split]:
@@ -109,3 +109,64 @@ def test_step_one_reports_the_same_figures_with_and_without_prefix_reuse(search_
     assert len({f[3] for f in figures[True]}) == 3  # three different damages
     # with reuse on, each one-layer candidate went through predict_after, part by part
     assert calls == ["conv2"] * 6 + ["fc2"] * 3
+
+
+FC1_IMAGE = 400 * 4  # bytes of fc1's frontier (LeNet-5's flattened 16x5x5 float32) per image
+
+
+def test_a_split_past_the_byte_bound_is_not_cached_and_gets_the_full_pass(search_split):
+    assert PREFIX_CACHE_BYTES == 2 * 2**30
+    # room for one 100-image split of fc1's activations, not two
+    backend = _backend("lenet5_fashionmnist", prefix_cache_bytes=150 * FC1_IMAGE)
+    a, b = _two_parts(search_split, 100)
+    suffix = backend._prefix.suffix("fc1")
+    computed = []
+    frontier_values = suffix.frontier_values
+    suffix.frontier_values = lambda x: computed.append(len(x)) or frontier_values(x)
+    backend.set_weights({"fc1": _coarse(backend.get_weights("fc1"))})
+    try:
+        np.testing.assert_array_equal(backend.predict_after(a, "fc1"), backend.predict(a))
+        assert backend.prefix_cached_bytes() == 100 * FC1_IMAGE and computed == [96, 4]
+        # b would take 200 images' worth past the bound: refused after its first batch, for good
+        assert backend.predict_after(b, "fc1") is None and computed == [96, 4, 96]
+        assert backend.predict_after(b, "fc1") is None and computed == [96, 4, 96]
+        assert backend.prefix_cached_bytes() == 100 * FC1_IMAGE
+        np.testing.assert_array_equal(backend.predict_after(a, "fc1"), backend.predict(a))
+        assert computed == [96, 4, 96]  # a still comes from the cache
+    finally:
+        backend.restore()
+    # another layer starts from an empty cache; a bound of 0 caches nothing
+    backend.predict_after(b, "fc2")
+    assert backend.prefix_cached_bytes() == 100 * 120 * 4
+    no_room = _backend("lenet5_fashionmnist", prefix_cache_bytes=0)
+    assert no_room.predict_after(a, "fc3") is None and no_room.prefix_cached_bytes() == 0
+
+
+def test_step_one_reports_the_same_figures_under_a_small_byte_bound(search_split):
+    from weightshare.dse.evaluator import Evaluator
+    from weightshare.dse.sensitivity import one_layer_candidates
+
+    split = Split("search", search_split.images[:300], search_split.labels[:300])
+    figures, served = {}, {}
+    # 1 MB: two of the three 100-image parts of conv2's activations (6x14x14 float32 each)
+    for bound in (PREFIX_CACHE_BYTES, 1_000_000):
+        evaluator = Evaluator(
+            _backend("lenet5_fashionmnist", prefix_cache_bytes=bound), {"search": split}
+        )
+        run_after = evaluator.backend.predict_after
+        served[bound] = []
+
+        def spy(sub, layer, run_after=run_after, log=served[bound]):
+            logits = run_after(sub, layer)
+            log.append((layer, logits is not None))
+            return logits
+
+        evaluator.backend.predict_after = spy
+        figures[bound] = [
+            (r.key, r.correct, r.top5, r.kl, r.flip, r.cross_entropy, r.bits_coded)
+            for r in map(evaluator.evaluate, one_layer_candidates({"conv2": (2, 8), "fc2": (3,)}))
+        ]
+    assert figures[1_000_000] == figures[PREFIX_CACHE_BYTES]
+    assert served[PREFIX_CACHE_BYTES] == [("conv2", True)] * 6 + [("fc2", True)] * 3
+    conv2 = [("conv2", True), ("conv2", True), ("conv2", False)]
+    assert served[1_000_000] == conv2 * 2 + [("fc2", True)] * 3

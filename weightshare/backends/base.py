@@ -77,7 +77,8 @@ class PrefixReuse(Protocol):
     def predict_after(self, split: Split, layer: str) -> np.ndarray | None:
         """:meth:`Backend.predict` when only ``layer``'s weights differ from the pristine
         ones, bit for bit, the activations before ``layer`` reused; None when the model
-        cannot be run from ``layer`` on."""
+        cannot be run from ``layer`` on, or the activations to keep would pass the backend's
+        memory bound."""
         ...
 
 

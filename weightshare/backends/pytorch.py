@@ -37,6 +37,12 @@ if TYPE_CHECKING:
 
 
 BN_BATCH = 256  # images per forward pass in PyTorchBackend.reestimate_bn
+# Most bytes of prefix activations PyTorchBackend.predict_after keeps (all splits of its current
+# layer together): 2 GiB holds ~450,000 images at LeNet-5's largest frontier (6 x 14 x 14
+# float32, 4.7 kB an image) but ~440 at a 224x224 MobileNetV2's widest (96 x 112 x 112, 4.8 MB).
+# A split that would not fit is not cached: predict_after returns None for it and the caller
+# runs the full pass.
+PREFIX_CACHE_BYTES = 2 * 2**30
 
 
 class Feeder(Protocol):
@@ -82,6 +88,8 @@ class PyTorchBackend:
         batch_size: images per forward pass.
         feeder: turns a split into input batches; default: the Fashion-MNIST tensors padded
             to ``input_size`` (:class:`~weightshare.networks.tensors.SplitTensors`).
+        prefix_cache_bytes: most bytes of activations :meth:`predict_after` keeps, >= 0
+            (default :data:`PREFIX_CACHE_BYTES`, 2 GiB).
     """
 
     name = "pytorch"
@@ -94,10 +102,13 @@ class PyTorchBackend:
         threads: int = 2,
         batch_size: int = 1000,
         feeder: Feeder | None = None,
+        prefix_cache_bytes: int = PREFIX_CACHE_BYTES,
     ):
         from weightshare.networks.tensors import SplitTensors
 
         check_int("--threads", threads, 1)
+        check_int("prefix_cache_bytes", prefix_cache_bytes, 0)
+        self.prefix_cache_bytes = prefix_cache_bytes
         self.model = model.eval()
         self.input_size = input_size
         self.threads = threads
@@ -112,7 +123,8 @@ class PyTorchBackend:
         self._live = model.state_dict(keep_vars=False)  # tensors sharing storage with the model
         self._pristine = {k: v.detach().clone() for k, v in self._live.items()}
         self._prefix = PrefixRunner(model)
-        self._frontier: tuple[str, dict[int, tuple]] | None = None  # (layer, id(split) -> ...)
+        # (layer, id(split) -> (split, frontier values per batch, or None: over the bound))
+        self._frontier: tuple[str, dict[int, tuple]] | None = None
 
     @classmethod
     def with_transform(
@@ -188,9 +200,11 @@ class PyTorchBackend:
         the model from ``layer`` on (prefix reuse, :mod:`~weightshare.backends.torch_prefix`).
 
         The activations that do not depend on ``layer`` are computed on the first call for
-        (``split``, ``layer``) and kept until another layer is asked for; the logits are
-        bit-identical to :meth:`predict`'s. None when the model cannot be split at ``layer``
-        (then call :meth:`predict`).
+        (``split``, ``layer``) and kept until another layer is asked for, at most
+        ``prefix_cache_bytes`` of them for all splits together; the logits are bit-identical
+        to :meth:`predict`'s. None when the model cannot be split at ``layer``, or when the
+        split's activations would take the kept bytes past the bound (known from its first
+        batch; that split is then never cached for this layer): call :meth:`predict`.
         """
         import torch
 
@@ -204,15 +218,35 @@ class PyTorchBackend:
         cached = self._frontier[1]
         with torch.inference_mode():
             if id(split) not in cached or cached[id(split)][0] is not split:
-                cached[id(split)] = (
-                    split,
-                    [
-                        suffix.frontier_values(torch.as_tensor(x))
-                        for x in self.feeder.batches(split, self.batch_size)
-                    ],
-                )
-            out = [suffix.run(values) for values in cached[id(split)][1]]
+                cached[id(split)] = (split, self._frontier_within_bound(suffix, split))
+            values = cached[id(split)][1]
+            if values is None:
+                return None
+            out = [suffix.run(v) for v in values]
         return torch.cat(out).reshape(len(split), -1).numpy()
+
+    def prefix_cached_bytes(self) -> int:
+        """Bytes of the activations :meth:`predict_after` keeps now (its current layer's)."""
+        if self._frontier is None:
+            return 0
+        return sum(_nbytes(values) for _, values in self._frontier[1].values())
+
+    def _frontier_within_bound(self, suffix, split: Split) -> list | None:
+        """The frontier values of each batch of ``split``, or None as soon as the projected
+        bytes (those kept so far per image, times the split's images) would take the cache
+        past ``prefix_cache_bytes``."""
+        import torch
+
+        room = self.prefix_cache_bytes - self.prefix_cached_bytes()
+        values, used, seen = [], 0, 0
+        for x in self.feeder.batches(split, self.batch_size):
+            x = torch.as_tensor(x)
+            values.append(suffix.frontier_values(x))
+            used += _nbytes(values[-1])
+            seen += x.shape[0]
+            if used * len(split) > room * seen:  # used / seen bytes per image
+                return None
+        return values
 
     def evaluate(self, split: Split) -> Accuracy:
 
@@ -400,6 +434,17 @@ class PyTorchBackend:
             for k, t in self._pristine.items()
             if k not in clustered and t.is_floating_point()
         )
+
+
+def _nbytes(values) -> int:
+    """Bytes of the tensors in ``values`` (nested tuples / lists; other values count 0)."""
+    import torch
+
+    if isinstance(values, torch.Tensor):
+        return values.element_size() * values.nelement()
+    if isinstance(values, tuple | list):
+        return sum(_nbytes(v) for v in values)
+    return 0
 
 
 # --- the plugin: user files, registry networks, writing ----------------------------------
