@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 import zlib
@@ -12,14 +13,18 @@ from weightshare.codecs.container import (
     FORMAT_VERSION,
     HEADER,
     MAGIC,
+    MANIFEST_DICT,
     MANIFEST_JSON,
     MANIFEST_ZLIB,
     MAX_MANIFEST_BYTES,
     FormatError,
     TensorPayload,
+    manifest_text,
+    pack_manifest,
     read_container,
     write_container,
 )
+from weightshare.codecs.manifest_dictionary import MANIFEST_DICTIONARY_2
 from weightshare.errors import UserError
 
 
@@ -38,10 +43,18 @@ def payloads() -> list[TensorPayload]:
     ]
 
 
+def dict_deflate(text: bytes) -> bytes:
+    """Manifest coding 2 as the writer stores it: raw deflate against the preset dictionary."""
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=MANIFEST_DICTIONARY_2)
+    return deflater.compress(text) + deflater.flush()
+
+
 def craft(document: dict, payload: bytes = b"", *, coding: int = MANIFEST_JSON, **fields) -> bytes:
     """A file with a hand-written manifest and valid checksums (to reach the deeper checks)."""
     text = json.dumps(document).encode()
-    stored = zlib.compress(text) if coding == MANIFEST_ZLIB else text
+    stored = {MANIFEST_ZLIB: zlib.compress(text), MANIFEST_DICT: dict_deflate(text)}.get(
+        coding, text
+    )
     header = {
         "magic": MAGIC,
         "version": FORMAT_VERSION,
@@ -85,7 +98,7 @@ def test_header_layout():
     data = write_container("net", payloads())
     magic, version, coding, reserved, length, crc = struct.unpack_from("<8sHBBII", data)
     assert magic == b"\x89WSZ\r\n\x1a\n" and version == 1 and reserved == 0
-    assert coding in (MANIFEST_JSON, MANIFEST_ZLIB)
+    assert coding in (MANIFEST_JSON, MANIFEST_ZLIB, MANIFEST_DICT)
     assert crc == zlib.crc32(data[20 : 20 + length])
 
 
@@ -97,9 +110,77 @@ def test_large_manifests_are_deflated():
         for i in range(200)
     ]
     data = write_container("net", many)
-    assert data[10] == MANIFEST_ZLIB
+    assert data[10] == MANIFEST_DICT
     manifest, _ = read_container(data)
     assert len(manifest.tensors) == 200 and manifest.manifest_bytes < 2000
+
+
+def test_the_dictionary_is_pinned():
+    # part of the format: a changed dictionary misreads every coding-2 file written before
+    assert len(MANIFEST_DICTIONARY_2) == 1735
+    digest = hashlib.sha256(MANIFEST_DICTIONARY_2).hexdigest()
+    assert digest == "5ec671263a490cdb3e7d472f850f7c3c9e3ac1257bd907538f802956bb459b27"
+
+
+@pytest.mark.parametrize("coding", [MANIFEST_JSON, MANIFEST_ZLIB, MANIFEST_DICT])
+def test_every_manifest_coding_reads_the_same(coding):
+    # files written before coding 2 existed (0 and 1) keep reading
+    data = craft(document(), bytes(8), coding=coding)
+    assert data[10] == coding
+    manifest, chunks = read_container(data)
+    reference, _ = read_container(craft(document(), bytes(8)))
+    assert manifest.tensors == reference.tensors and manifest.network == reference.network
+    assert bytes(chunks[0][0]) == bytes(8)
+
+
+def small_model_entries() -> list[dict]:
+    """The manifest entries of a LeNet-5 Deep Compression file (fixed lengths and crc32s)."""
+    entries = []
+    for i, (layer, shape, nnz) in enumerate(
+        [("conv1", [6, 1, 5, 5], 99), ("conv2", [16, 6, 5, 5], 360), ("fc1", [120, 400], 3120),
+         ("fc2", [84, 120], 756), ("fc3", [10, 84], 168)]
+    ):  # fmt: skip
+        entries.append(
+            {"name": f"{layer}.bias", "shape": shape[:1], "dtype": "float16", "codec": "raw",
+             "params": {}, "chunks": [{"kind": "data", "bytes": 2 * shape[0],
+                                       "crc32": 7919 * i + 13}]}
+        )  # fmt: skip
+        positions = {"positions": "gaps", "gap_bits": 1 + i, "symbols": nnz + 17 * i}
+        entries.append(
+            {"name": f"{layer}.weight", "shape": shape, "dtype": "float32",
+             "codec": "sparse_shared",
+             "params": {"k": 16, "k_eff": 16, "nnz": nnz, **positions,
+                        "codebook_dtype": "fp16", "coder": "ans"},
+             "chunks": [{"kind": kind, "bytes": 32 + nnz // (j + 1), "crc32": 104729 * i + j}
+                        for j, kind in enumerate(("codebook", "positions", "indices"))]}
+        )  # fmt: skip
+    return entries
+
+
+def test_the_dictionary_coding_shrinks_a_small_models_manifest():
+    entries = small_model_entries()
+    coding, stored = pack_manifest("lenet5_fashionmnist", entries)
+    text = json.dumps(
+        {"network": "lenet5_fashionmnist", "meta": {}, "tensors": entries}, separators=(",", ":")
+    ).encode()
+    assert coding == MANIFEST_DICT and manifest_text(coding, stored) == text
+    assert len(stored) + 200 < len(zlib.compress(text, 9))  # about 250 bytes saved
+
+
+def test_manifest_text_refuses_what_the_reader_refuses():
+    text = json.dumps(document()).encode()
+    stored = dict_deflate(text)
+    assert manifest_text(MANIFEST_DICT, stored) == text
+    with pytest.raises(FormatError, match="truncated or padded"):
+        manifest_text(MANIFEST_DICT, stored[:-1])
+    with pytest.raises(FormatError, match="truncated or padded"):
+        manifest_text(MANIFEST_DICT, stored + b"\x00")
+    with pytest.raises(FormatError, match="does not inflate"):
+        manifest_text(MANIFEST_DICT, b"\xff\xff\xff\xff")
+    with pytest.raises(FormatError, match="incorrect header check"):
+        manifest_text(MANIFEST_ZLIB, stored)  # coding 2's bytes under the wrong coding
+    with pytest.raises(FormatError, match="manifest coding 3"):
+        manifest_text(3, text)
 
 
 def test_write_rejects_duplicates_and_non_json_meta():
@@ -216,6 +297,10 @@ def test_manifest_json_hazards():
 def test_deflate_bomb_is_refused():
     bomb = zlib.compress(b" " * (MAX_MANIFEST_BYTES + 10), 9)
     data = HEADER.pack(MAGIC, FORMAT_VERSION, MANIFEST_ZLIB, 0, len(bomb), zlib.crc32(bomb)) + bomb
+    with pytest.raises(FormatError, match="inflates past"):
+        read_container(data)
+    bomb = dict_deflate(b" " * (MAX_MANIFEST_BYTES + 10))
+    data = HEADER.pack(MAGIC, FORMAT_VERSION, MANIFEST_DICT, 0, len(bomb), zlib.crc32(bomb)) + bomb
     with pytest.raises(FormatError, match="inflates past"):
         read_container(data)
     garbage = b"\x78\x9c garbage"

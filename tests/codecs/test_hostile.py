@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from weightshare.codecs import CODER_NAMES, decode_model, encode_model
-from weightshare.codecs.container import HEADER, MANIFEST_JSON, MANIFEST_ZLIB
+from weightshare.codecs.container import HEADER, MANIFEST_JSON, manifest_text
 from weightshare.dse.clustering import ClusterCache
 from weightshare.errors import UserError
 from weightshare.networks import get_network
@@ -63,7 +63,7 @@ def split(data: bytes) -> tuple[dict, bytes]:
     """(manifest document, payload) of a valid file."""
     _, _, coding, _, length, _ = HEADER.unpack_from(data)
     stored = data[HEADER.size : HEADER.size + length]
-    text = zlib.decompress(stored) if coding == MANIFEST_ZLIB else stored
+    text = manifest_text(coding, stored)
     return json.loads(text), data[HEADER.size + length :]
 
 

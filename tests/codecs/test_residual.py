@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import zlib
 
 import numpy as np
 import pytest
@@ -13,7 +12,13 @@ from hypothesis.extra import numpy as hnp
 
 from tests.codecs.test_hostile import HYPOTHESIS, _Files, _set, join, json_values, split
 from weightshare.codecs import FormatError, decode_model
-from weightshare.codecs.container import HEADER, TensorPayload, read_container, write_container
+from weightshare.codecs.container import (
+    HEADER,
+    TensorPayload,
+    manifest_text,
+    read_container,
+    write_container,
+)
 from weightshare.codecs.residual import (
     METHOD_NAMES,
     RESIDUAL_CODECS,
@@ -281,7 +286,7 @@ def golden_pair() -> tuple[dict, dict]:
 def _stable_hash(data: bytes) -> str:
     length = HEADER.unpack_from(data)[4]
     stored = data[HEADER.size : HEADER.size + length]
-    manifest = zlib.decompress(stored) if data[10] == 1 else stored
+    manifest = manifest_text(data[10], stored)
     return hashlib.sha256(manifest + data[HEADER.size + length :]).hexdigest()
 
 

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from weightshare.codecs import FormatError, decode_model
-from weightshare.codecs.container import HEADER, MAGIC, pack_manifest, read_container
+from weightshare.codecs.container import (
+    HEADER,
+    MAGIC,
+    manifest_text,
+    pack_manifest,
+    read_container,
+)
 from weightshare.codecs.residual import fingerprint
 from weightshare.codecs.update import _positions
 from weightshare.errors import UserError
@@ -126,7 +132,7 @@ def _craft(blob: bytes, edit) -> bytes:
     """Rewrite the manifest with ``edit(document)``, checksums recomputed (a crafted file)."""
     _, _, coding, _, length, _ = HEADER.unpack_from(blob)
     stored = blob[HEADER.size : HEADER.size + length]
-    document = json.loads(zlib.decompress(stored) if coding else stored)
+    document = json.loads(manifest_text(coding, stored))
     payload = blob[HEADER.size + length :]
     edited = edit(document, payload)
     payload = edited if isinstance(edited, bytes) else payload

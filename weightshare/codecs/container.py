@@ -5,7 +5,8 @@ Layout (all integers little-endian)::
     offset  size  field
     0       8     magic            b"\\x89WSZ\\r\\n\\x1a\\n"
     8       2     version          uint16, FORMAT_VERSION
-    10      1     manifest coding  0 = UTF-8 JSON, 1 = zlib-deflated UTF-8 JSON
+    10      1     manifest coding  0 = UTF-8 JSON, 1 = zlib-deflated UTF-8 JSON, 2 = raw deflate
+                                   against MANIFEST_DICTIONARY_2 (manifest_dictionary.py)
     11      1     reserved         0
     12      4     manifest length  uint32, bytes as stored, <= MAX_MANIFEST_BYTES
     16      4     manifest crc32   uint32, zlib.crc32 of the stored manifest bytes
@@ -31,12 +32,13 @@ from typing import Any
 
 import numpy as np
 
+from weightshare.codecs.manifest_dictionary import MANIFEST_DICTIONARY_2
 from weightshare.errors import UserError, first_line
 
 MAGIC = b"\x89WSZ\r\n\x1a\n"
 FORMAT_VERSION = 1
 HEADER = struct.Struct("<8sHBBII")
-MANIFEST_JSON, MANIFEST_ZLIB = 0, 1
+MANIFEST_JSON, MANIFEST_ZLIB, MANIFEST_DICT = 0, 1, 2  # header byte 10: how the manifest is stored
 
 MAX_MANIFEST_BYTES = 8 << 20  # decoded manifest, bytes
 MAX_TENSORS = 1 << 16
@@ -162,7 +164,8 @@ def write_container(
         meta: free-form JSON-serialisable object stored as ``manifest["meta"]``.
 
     Returns:
-        The file's bytes. The manifest is zlib-deflated (level 9) when that is smaller.
+        The file's bytes. The manifest is stored in the smallest of its codings
+        (:func:`pack_manifest`).
 
     Raises:
         UserError: duplicate names, a manifest over ``MAX_MANIFEST_BYTES``, too many tensors or
@@ -205,7 +208,9 @@ def manifest_entry(tensor: TensorPayload) -> dict:
 def pack_manifest(
     network: str, entries: Sequence[dict], meta: Mapping[str, Any] | None = None
 ) -> tuple[int, bytes]:
-    """The manifest as stored: ``(coding, bytes)``, zlib-deflated (level 9) when smaller.
+    """The manifest as stored: ``(coding, bytes)``, the smallest of plain JSON
+    (``MANIFEST_JSON``), zlib (``MANIFEST_ZLIB``) and raw deflate against the preset dictionary
+    (``MANIFEST_DICT``), all at level 9; a tie goes to the lower coding.
 
     Raises:
         UserError: a non-JSON ``meta``, or a manifest over ``MAX_MANIFEST_BYTES``.
@@ -219,8 +224,13 @@ def pack_manifest(
         raise UserError(
             f"the manifest may take at most {MAX_MANIFEST_BYTES} bytes; got {len(text)}"
         )
-    packed = zlib.compress(text, 9)
-    return (MANIFEST_ZLIB, packed) if len(packed) < len(text) else (MANIFEST_JSON, text)
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=MANIFEST_DICTIONARY_2)
+    options = [
+        (MANIFEST_JSON, text),
+        (MANIFEST_ZLIB, zlib.compress(text, 9)),
+        (MANIFEST_DICT, deflater.compress(text) + deflater.flush()),
+    ]
+    return min(options, key=lambda option: (len(option[1]), option[0]))
 
 
 def container_size(
@@ -274,7 +284,7 @@ def read_container(
             f"unsupported model file version {version}; this weightshare reads version "
             f"{FORMAT_VERSION}"
         )
-    if coding not in (MANIFEST_JSON, MANIFEST_ZLIB) or reserved != 0:
+    if coding not in (MANIFEST_JSON, MANIFEST_ZLIB, MANIFEST_DICT) or reserved != 0:
         raise FormatError(f"corrupt model file header (manifest coding {coding}, flags {reserved})")
     if length > MAX_MANIFEST_BYTES:
         raise FormatError(f"corrupt model file: manifest length {length} > {MAX_MANIFEST_BYTES}")
@@ -286,7 +296,7 @@ def read_container(
     stored = view[HEADER.size : end]
     if zlib.crc32(stored) != crc:
         raise FormatError("checksum mismatch in the manifest (the file is corrupt)")
-    manifest = _parse_manifest(_inflate(stored) if coding == MANIFEST_ZLIB else bytes(stored))
+    manifest = _parse_manifest(manifest_text(coding, stored))
     manifest = _check_manifest(manifest, max_elements)
     payload = view[end:]
     expected = sum(t.coded_bytes for t in manifest.tensors)
@@ -315,9 +325,24 @@ def read_container(
     return manifest, tuple(chunks)
 
 
-def _inflate(stored: memoryview) -> bytes:
-    """zlib-inflate at most ``MAX_MANIFEST_BYTES`` (a deflate bomb cannot allocate more)."""
-    inflater = zlib.decompressobj()
+def manifest_text(coding: int, stored: bytes | memoryview) -> bytes:
+    """The manifest's JSON bytes from the ``stored`` bytes of a header's ``coding``.
+
+    Raises:
+        FormatError: an unknown coding, or stored bytes that do not inflate to at most
+            ``MAX_MANIFEST_BYTES`` with nothing left over.
+    """
+    if coding == MANIFEST_JSON:
+        return bytes(stored)
+    if coding == MANIFEST_ZLIB:
+        return _inflate(stored, zlib.decompressobj())
+    if coding == MANIFEST_DICT:
+        return _inflate(stored, zlib.decompressobj(-15, zdict=MANIFEST_DICTIONARY_2))
+    raise FormatError(f"corrupt model file header (manifest coding {coding})")
+
+
+def _inflate(stored: bytes | memoryview, inflater) -> bytes:
+    """Inflate at most ``MAX_MANIFEST_BYTES`` (a deflate bomb cannot allocate more)."""
     try:
         text = inflater.decompress(stored, MAX_MANIFEST_BYTES + 1)
     except zlib.error as exc:
