@@ -3,7 +3,8 @@ holdout: the true frontier, and which confirmation margin a search could choose 
 holdout (issue 9, LeNet-300-100).
 
     python bench/bench_exhaustive.py [--network lenet300_fashionmnist] [--dataset_scale 0.1] \
-        [--seed 0] [--threads 1] [--out runs/exhaustive] [--zs 0,0.5,1,1.5,2,2.5,3] \
+        [--seed 0] [--k-grid 2,3,4,...] [--threads 1] [--out runs/exhaustive] \
+        [--zs 0,0.5,1,1.5,2,2.5,3] \
         [--halvings 200] [--halving-seed 0] [--level 0.9] [--mark 14.30,13.17,12.98,11.79] \
         [--plot docs/img/exhaustive_lenet300_fashionmnist.png]
 
@@ -14,7 +15,8 @@ k-means, ``--seed``, and sizes: ``size_bytes`` is the model file's bytes, the co
 ``compression_ratio_coded`` of results.json) on the whole search split (``search_full``, 5,000
 images; its first ``--dataset_scale`` fraction is the search images the exploration starts on)
 and on the holdout (5,000). The per-image correctness and top-1-changed-vs-fp32 vectors are
-saved as packed bits in ``OUT/NETWORK@SCALE+seedS.npz``; a rerun reads that map back.
+saved as packed bits in ``OUT/NETWORK@SCALE+seedS.npz`` (``...+kK1-K2-...`` with another
+``--k-grid``); a rerun reads that map back.
 
 Printed: the frontier (the largest coded ratio passing the holdout target, 0.99 x fp32 there;
 the largest passing the whole-search-split target), how many search-passing candidates fail
@@ -40,6 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from weightshare.dse import confidence  # noqa: E402
+from weightshare.dse.space import DEFAULT_K_GRID, parse_k_grid  # noqa: E402
+from weightshare.errors import UserError  # noqa: E402
 
 ACCURACY_RATIO = 0.99  # the heavy target, as the exploration's default
 BANDS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, np.inf)  # search margin bands, in se
@@ -227,13 +231,16 @@ def candidates(grids: dict[str, Sequence[int]]) -> list:
     ]
 
 
-def build_map(network: str, scale: float, seed: int, threads: int) -> dict[str, np.ndarray]:
-    """Score every candidate of the exploration's space on ``search_full`` and ``holdout``."""
+def build_map(
+    network: str, scale: float, seed: int, threads: int, grid: Sequence[int] = DEFAULT_K_GRID
+) -> dict[str, np.ndarray]:
+    """Score every candidate of the exploration's space (per layer fp32 or a k of ``grid``)
+    on ``search_full`` and ``holdout``: the arrays :func:`load_map` reads, bit rows packed."""
     from tqdm import tqdm
 
     from weightshare.dse.damage import per_image
     from weightshare.dse.objective import ModelLayout
-    from weightshare.dse.space import DEFAULT_K_GRID, FP32, layer_choices
+    from weightshare.dse.space import FP32, layer_choices
     from weightshare.modes.loading import EvaluatorFactory
     from weightshare.networks.checkpoints import BASELINE_DIR
 
@@ -243,7 +250,7 @@ def build_map(network: str, scale: float, seed: int, threads: int) -> dict[str, 
     evaluator = factory()
     info = evaluator.describe()
     layout = ModelLayout(info.n_weights, info.n_unclustered)
-    grids = {n: [FP32, *layer_choices(DEFAULT_K_GRID, (), w)] for n, w in info.n_weights.items()}
+    grids = {n: [FP32, *layer_choices(grid, (), w)] for n, w in info.n_weights.items()}
     splits = ("search_full", "holdout")
     labels = {s: np.asarray(evaluator.splits[s].labels, np.int64) for s in splits}
     first = len(evaluator.splits["search"])
@@ -468,6 +475,11 @@ def main() -> None:
     parser.add_argument("--dataset_scale", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0, help="the exploration's --seed (k-means)")
     parser.add_argument("--halving-seed", type=int, default=0)
+    parser.add_argument(
+        "--k-grid",
+        default=",".join(map(str, DEFAULT_K_GRID)),
+        help="k values per layer besides fp32 (default: the exploration's, 2..256)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "exhaustive")
     parser.add_argument("--zs", type=floats, default=[0, 0.5, 1, 1.5, 2, 2.5, 3])
@@ -476,9 +488,14 @@ def main() -> None:
     parser.add_argument("--mark", type=floats, default=[14.30, 13.17, 12.98, 11.79])
     parser.add_argument("--plot", type=Path, help="PNG of ratio vs search margin (default: none)")
     args = parser.parse_args()
-    path = args.out / f"{args.network}@{args.dataset_scale:g}+seed{args.seed}.npz"
+    try:
+        grid = parse_k_grid(args.k_grid)
+    except UserError as exc:
+        parser.error(str(exc))
+    tail = "" if grid == DEFAULT_K_GRID else "+k" + "-".join(map(str, grid))
+    path = args.out / f"{args.network}@{args.dataset_scale:g}+seed{args.seed}{tail}.npz"
     if not path.exists():
-        data = build_map(args.network, args.dataset_scale, args.seed, args.threads)
+        data = build_map(args.network, args.dataset_scale, args.seed, args.threads, grid)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, **data)
         print(f"wrote {path}", file=sys.stderr)
