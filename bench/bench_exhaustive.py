@@ -3,7 +3,8 @@ holdout: the true frontier, and which confirmation margin a search could choose 
 holdout (issue 9, LeNet-300-100).
 
     python bench/bench_exhaustive.py [--network lenet300_fashionmnist] [--dataset_scale 0.1] \
-        [--seed 0] [--k-grid 2,3,4,...] [--threads 1] [--out runs/exhaustive] \
+        [--seed 0 | --seeds 0,1,2] [--k-grid 2,3,4,...] [--threads 1] \
+        [--out runs/exhaustive] \
         [--zs 0,0.5,1,1.5,2,2.5,3] \
         [--halvings 200] [--halving-seed 0] [--level 0.9] [--mark 14.30,13.17,12.98,11.79] \
         [--plot docs/img/exhaustive_lenet300_fashionmnist.png]
@@ -25,7 +26,10 @@ the holdout by search margin in standard errors (``se`` as ``dse/confidence.py``
 the whole search split and its holdout verdict; a margin chosen without the holdout (the search
 split halved ``--halvings`` times, seeded: pick on one half with each Z, check the plain target
 on the other; the smallest Z whose pick passes in at least ``--level`` of the halvings) and its
-pick on the whole search split; and where the ``--mark`` ratios sit.
+pick on the whole search split; and where the ``--mark`` ratios sit. ``--seeds`` prints instead
+a summary over several k-means seeds' maps: per seed the holdout frontier, each Z's pick and
+its verdict, the halving rule's Z and pick; the median per Z; and, for each number of seeds
+whose pick passes the holdout, the largest median ratio one Z (chosen with hindsight) reaches.
 """
 
 from __future__ import annotations
@@ -162,6 +166,21 @@ def staircase(ratios: np.ndarray, margin: np.ndarray) -> list[tuple[int, float, 
             steps.append((i, best, float(margin[i])))
             best = float(margin[i])
     return steps
+
+
+def common_steps(
+    stairs: Sequence[list[tuple[int, float, float]]],
+) -> list[tuple[float, float, tuple[int, ...]]]:
+    """Several maps' :func:`staircase` on one Z axis: (low, high, the pick of each map) for
+    every interval ``(low, high]`` of Z on which no map's pick changes, in increasing Z (the
+    first from ``-inf``)."""
+    bounds = sorted({high for steps in stairs for _, _, high in steps})
+    out, low = [], -np.inf
+    for high in bounds:
+        picks = tuple(next(i for i, lo, hi in steps if lo < high <= hi) for steps in stairs)
+        out.append((low, high, picks))
+        low = high
+    return out
 
 
 def band_counts(
@@ -420,6 +439,70 @@ def report(data: dict, args) -> None:
         print(f"\nwrote {args.plot}")
 
 
+def summary(maps: dict[int, Map], args) -> None:
+    """Per seed and over the seeds: the frontiers, the pick of each Z and its holdout verdict,
+    the halving rule's Z and pick, and the best median ratio a single Z reaches."""
+    seeds = list(maps)
+
+    def cell(m: Map, i: int) -> str:
+        return f"{m.ratios[i]:.2f} {'pass' if m.passes_holdout[i] else 'FAIL'}"
+
+    columns = " | ".join(f"Z = {z:g}" for z in args.zs)
+    print(
+        f"| k-means seed | holdout frontier (margin se) | {columns} | "
+        f"halving Z ({args.level:.0%}) | its pick |"
+    )
+    print("| --- | --- |" + " --- |" * len(args.zs) + " ---: | --- |")
+    chosen_picks = []
+    for seed, m in maps.items():
+        best_h = int(np.argmax(np.where(m.passes_holdout, m.ratios, -np.inf)))
+        picks = " | ".join(cell(m, m.pick(z)) for z in args.zs)
+        masks = halves(m.n, args.halvings, args.halving_seed)
+        rates = halving_pass_rates(
+            m.ratios,
+            m.data["correct_search_full"],
+            m.data["flip_search_full"],
+            m.data["fp32_search_full"],
+            args.zs,
+            masks,
+        )
+        z = smallest_z(args.zs, rates, args.level)
+        pick_z = "none" if z is None else cell(m, m.pick(z))
+        chosen_picks.append(None if z is None else m.pick(z))
+        print(
+            f"| {seed} | {m.ratios[best_h]:.2f} ({m.margin[best_h]:+.2f}) | {picks} | "
+            f"{'none' if z is None else f'{z:g}'} | {pick_z} |"
+        )
+    medians = []
+    for z in args.zs:
+        ratios = [m.ratios[m.pick(z)] for m in maps.values()]
+        passed = sum(bool(m.passes_holdout[m.pick(z)]) for m in maps.values())
+        medians.append(f"{np.median(ratios):.2f} ({passed} of {len(seeds)} pass)")
+    print(f"| **median** | | {' | '.join(medians)} | | |")
+    stairs = [staircase(m.ratios, m.margin) for m in maps.values()]
+    best: dict[int, tuple] = {}
+    for low, high, picks in common_steps(stairs):
+        if high < 0:
+            continue
+        ratios = [m.ratios[i] for m, i in zip(maps.values(), picks, strict=True)]
+        passed = sum(bool(m.passes_holdout[i]) for m, i in zip(maps.values(), picks, strict=True))
+        med = float(np.median(ratios))
+        if passed not in best or med > best[passed][0]:
+            best[passed] = (med, max(low, 0.0), high, ratios)
+    print(
+        "\nOne Z for every seed, Z >= 0 (found by looking at the holdout): the largest median "
+        "coded ratio with n seeds' picks passing the holdout:\n"
+    )
+    print("| seeds passing | largest median coded ratio | at Z in | per seed |")
+    print("| ---: | ---: | --- | --- |")
+    for passed in sorted(best, reverse=True):
+        med, low, high, ratios = best[passed]
+        print(
+            f"| {passed} of {len(seeds)} | {med:.2f} | ({low:.3f}, {high:.3f}] | "
+            f"{' / '.join(f'{r:.2f}' for r in ratios)} |"
+        )
+
+
 def plot(ratios: np.ndarray, m: np.ndarray, passes_h: np.ndarray, args) -> None:
     """Coded ratio vs whole-search-split margin in se, coloured by holdout verdict: every
     candidate (left) and the edge (right, with the pick of each Z as a black staircase and the
@@ -474,6 +557,11 @@ def main() -> None:
     parser.add_argument("--network", default="lenet300_fashionmnist")
     parser.add_argument("--dataset_scale", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0, help="the exploration's --seed (k-means)")
+    parser.add_argument(
+        "--seeds",
+        type=lambda text: [int(v) for v in text.split(",")],
+        help="several --seed maps: print only the summary over them (e.g. 0,1,2)",
+    )
     parser.add_argument("--halving-seed", type=int, default=0)
     parser.add_argument(
         "--k-grid",
@@ -493,13 +581,20 @@ def main() -> None:
     except UserError as exc:
         parser.error(str(exc))
     tail = "" if grid == DEFAULT_K_GRID else "+k" + "-".join(map(str, grid))
-    path = args.out / f"{args.network}@{args.dataset_scale:g}+seed{args.seed}{tail}.npz"
-    if not path.exists():
-        data = build_map(args.network, args.dataset_scale, args.seed, args.threads, grid)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, **data)
-        print(f"wrote {path}", file=sys.stderr)
-    report(load_map(path), args)
+
+    def loaded(seed: int) -> dict:
+        path = args.out / f"{args.network}@{args.dataset_scale:g}+seed{seed}{tail}.npz"
+        if not path.exists():
+            data = build_map(args.network, args.dataset_scale, seed, args.threads, grid)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(path, **data)
+            print(f"wrote {path}", file=sys.stderr)
+        return load_map(path)
+
+    if args.seeds:
+        summary({seed: Map(loaded(seed)) for seed in args.seeds}, args)
+    else:
+        report(loaded(args.seed), args)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,33 @@ def test_smallest_z():
     assert ex.smallest_z([0, 1, 2], [0.5, 0.95, 0.99], 1.0) is None
 
 
+def test_staircase_lists_each_pick_with_its_z_range():
+    # margins of the ratios 10, 8, 8 (tie: the lower index first), 5, 1
+    ratios = np.array([8.0, 10.0, 5.0, 1.0, 8.0])
+    margin = np.array([0.5, -1.0, 2.0, math.inf, 1.5])
+    assert ex.staircase(ratios, margin) == [
+        (1, -math.inf, -1.0),
+        (0, -1.0, 0.5),
+        (4, 0.5, 1.5),
+        (2, 1.5, 2.0),
+        (3, 2.0, math.inf),
+    ]
+    for z in (-2.0, 0.0, 0.5, 0.7, 1.5, 1.9, 2.5):  # the same picks as pick() at those Z
+        (index,) = [i for i, low, high in ex.staircase(ratios, margin) if low < z <= high]
+        assert index == int(np.argmax(np.where(margin >= z, ratios, -np.inf)))
+
+
+def test_common_steps_put_several_staircases_on_one_axis():
+    a = [(5, -math.inf, 1.0), (2, 1.0, math.inf)]
+    b = [(7, -math.inf, 0.5), (3, 0.5, 2.0), (1, 2.0, math.inf)]
+    assert ex.common_steps([a, b]) == [
+        (-math.inf, 0.5, (5, 7)),
+        (0.5, 1.0, (5, 3)),
+        (1.0, 2.0, (2, 3)),
+        (2.0, math.inf, (2, 1)),
+    ]
+
+
 def test_band_counts_count_the_holdout_failures_per_band():
     margins = np.array([0.2, 0.7, 0.7, 2.5, math.inf, -1.0])
     holdout = np.array([False, True, False, True, True, False])
