@@ -5,8 +5,9 @@ where our round (full update -> metric -> rewind -> sparse fine-tuning) loses to
 script reruns one method over the benchmark's rounds with the round replaced for this process
 only (``weightshare.updating.methods.METHODS``); everything else is the product's
 ``run_method`` (arrival order, shared init, update file, device decode, send-nothing rule).
-It prints one JSON line: mean **search**-split accuracy over rounds 1-9 (what a setting is
-chosen on) and mean holdout accuracy (reported, never used to choose).
+It prints one JSON line: mean **search**-split accuracy over rounds 1 to the last (what a
+setting is chosen on), mean holdout accuracy (reported, never used to choose), and both per
+round.
 
     python bench/bench_dpu_variants.py                        # dpu as the product runs it
     python bench/bench_dpu_variants.py --step2-epochs 9       # longer sparse fine-tuning
@@ -16,7 +17,11 @@ chosen on) and mean holdout accuracy (reported, never used to choose).
     python bench/bench_dpu_variants.py --allocation per-layer # k of every layer, not global
     python bench/bench_dpu_variants.py --shadow --no-reinit   # error feedback (see shadow)
     python bench/bench_dpu_variants.py --method fu --fu-from-init   # the seed's FU (same_init)
+    python bench/bench_dpu_variants.py --best-epoch --method fu     # the seed's best epoch
+    python bench/bench_dpu_variants.py --local decayed        # g with the weight-decay term
+    python bench/bench_dpu_variants.py --initial 10000        # 10k, 11k, ... 19k images
     [--method dpu|gcpu|fu|rpu] [--epochs E] [--lam L] [--ratio K] [--seed S] [--out FILE]
+    [--batch B] [--per-round N] [--rounds R]
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from weightshare.networks import get_network
 from weightshare.networks.datasets import load_split
-from weightshare.networks.training import fit
+from weightshare.networks.tensors import images_to_tensor
+from weightshare.networks.training import accuracy, fit
 from weightshare.updating import methods, selection
 from weightshare.updating.driver import (
     UpdateSettings,
@@ -68,13 +74,57 @@ def next_batch_contribution(model, data, recipe, names) -> dict[str, torch.Tenso
     return contrib
 
 
-def contribution_round(args, lam: float):
+def decayed_contribution(model, data, recipe, names) -> dict[str, torch.Tensor]:
+    """Step 1 with ``g_t`` including the weight-decay term ``wd * w_t``, as the seed's SGD
+    optimizer adds it to ``p.grad`` in place (``torch.optim.SGD`` leaves ``p.grad`` raw, so
+    the product's ``g_t`` is the loss gradient alone)."""
+    params = dict(model.named_parameters())
+    contrib = {n: torch.zeros_like(params[n]) for n in names}
+    last = {n: params[n].detach().clone() for n in names}
+
+    def after_step() -> None:
+        with torch.no_grad():
+            for n in names:
+                contrib[n] -= (params[n] - last[n]) * (
+                    params[n].grad + recipe.weight_decay * last[n]
+                )
+                last[n].copy_(params[n])
+
+    fit(model, data.x, data.y, recipe, data.generator, after_step=after_step, progress=False)
+    return contrib
+
+
+class BestEpoch:
+    """The seed's per-epoch best-validation saving within a round: ``consider`` scores the model
+    on the search split and keeps a copy when strictly better than any earlier candidate of the
+    round; ``restore`` loads the best one (no-op when nothing was considered)."""
+
+    def __init__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.model, self.x, self.y = model, x, y
+        self.best, self.state = -1.0, None
+
+    def consider(self, *_) -> None:
+        score = accuracy(self.model, self.x, self.y)
+        if score > self.best:
+            self.best = score
+            self.state = {n: t.detach().clone() for n, t in self.model.state_dict().items()}
+
+    def restore(self) -> None:
+        if self.state is not None:
+            self.model.load_state_dict(self.state)
+
+
+def contribution_round(args, lam: float, keeper=None):
     """A DPU-style round with the knobs of ``args`` (defaults: the product's round).
 
     ``--shadow``: the server keeps a dense model that step 1 continues round after round (from
     the deployed model in round 1); the metric's displacement is measured from the deployed
     model, so what earlier rounds did not send can be selected later (error feedback). Run it
     with ``--no-reinit``: a re-init attempt would advance the shadow twice.
+
+    ``keeper`` (a function of the model returning a :class:`BestEpoch`, ``--best-epoch``): the
+    deployed candidate is the best on the search split of the rewound model and every epoch of
+    the final sparse fine-tuning, as the seed's round.
     """
     shadow: dict[str, torch.Tensor] = {}
 
@@ -91,6 +141,8 @@ def contribution_round(args, lam: float):
             model.load_state_dict(shadow)
         if args.local == "next":
             local = next_batch_contribution(model, data, step1, names)
+        elif args.local == "decayed":
+            local = decayed_contribution(model, data, step1, names)
         else:
             local = train_step(model, data.x, data.y, step1, data.generator, track=names)
         if args.shadow:
@@ -118,6 +170,9 @@ def contribution_round(args, lam: float):
                     params[name].copy_(torch.where(mask, params[name], start[name]))
             local = {n: local[n] * masks[n] for n in local}  # the seed's masked local term
             recipe = step2 if args.iterations == 1 else replace(step2, epochs=args.iteration_epochs)
+            best = keeper(model) if keeper is not None and final else None
+            if best is not None:
+                best.consider()
             more = train_step(
                 model,
                 data.x,
@@ -127,9 +182,50 @@ def contribution_round(args, lam: float):
                 masks=masks,
                 anchor=start,
                 track=() if final else names,
+                on_epoch=None if best is None else best.consider,
             )
             for n in more:
                 local[n] += more[n]
+            if best is not None:
+                best.restore()
+
+    return round_
+
+
+def best_epoch_full(keeper):
+    """FU with ``--best-epoch``: every weight trained for ``2 E`` epochs, the best epoch kept."""
+
+    def round_(model, data) -> None:
+        best = keeper(model)
+        double = replace(data.recipe, epochs=2 * data.recipe.epochs)
+        train_step(model, data.x, data.y, double, data.generator, on_epoch=best.consider)
+        best.restore()
+
+    return round_
+
+
+def best_epoch_random(keeper):
+    """RPU with ``--best-epoch``: the product's random per-layer subset, trained for ``2 E``
+    epochs, the best epoch kept."""
+
+    def round_(model, data) -> None:
+        best = keeper(model)
+        start = methods._weights(model)
+        masks = selection.random_per_layer(
+            {n: w.shape for n, w in start.items()}, data.ratio, data.generator
+        )
+        double = replace(data.recipe, epochs=2 * data.recipe.epochs)
+        train_step(
+            model,
+            data.x,
+            data.y,
+            double,
+            data.generator,
+            masks=masks,
+            anchor=start,
+            on_epoch=best.consider,
+        )
+        best.restore()
 
     return round_
 
@@ -146,19 +242,34 @@ def main() -> int:
     p.add_argument("--step2-lr", type=float, default=None, help="its peak lr (the recipe's)")
     p.add_argument("--iterations", type=int, default=1, help="rewinding k^(i/n), i = 1..n")
     p.add_argument("--iteration-epochs", type=int, default=1, help="fine-tuning per iteration")
-    p.add_argument("--local", choices=("same", "next"), default="same")
+    p.add_argument("--local", choices=("same", "next", "decayed"), default="same")
     p.add_argument("--allocation", choices=("global", "per-layer"), default="global")
     p.add_argument("--shadow", action="store_true", help="step 1 continues a dense server model")
     p.add_argument("--fu-from-init", action="store_true", help="FU from the shared init")
     p.add_argument("--no-reinit", action="store_true")
+    p.add_argument("--best-epoch", action="store_true", help="keep each round's best epoch")
+    p.add_argument("--batch", type=int, default=None, help="minibatch (the product's 64)")
+    p.add_argument("--initial", type=int, default=1000, help="images before round 0")
+    p.add_argument("--per-round", type=int, default=1000, help="images added per round")
+    p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="append the JSON line here too")
     args = p.parse_args()
     torch.set_num_threads(1)
     spec = get_network(args.network)
     splits = [load_split(name) for name in ("train", "search", "holdout")]
-    methods.METHODS["dpu"] = contribution_round(args, args.lam)
-    methods.METHODS["gcpu"] = contribution_round(args, 1.0)
+    keeper = None
+    if args.best_epoch:
+        xs = images_to_tensor(splits[1].images, spec.input_size)
+        ys = torch.from_numpy(splits[1].labels)
+
+        def keeper(model):
+            return BestEpoch(model, xs, ys)
+
+        methods.METHODS["fu"] = best_epoch_full(keeper)
+        methods.METHODS["rpu"] = best_epoch_random(keeper)
+    methods.METHODS["dpu"] = contribution_round(args, args.lam, keeper)
+    methods.METHODS["gcpu"] = contribution_round(args, 1.0, keeper)
     if args.fu_from_init:
         init, full = shared_init(spec, args.seed), methods.fu
 
@@ -170,8 +281,11 @@ def main() -> int:
     settings = UpdateSettings(
         ratio=args.ratio,
         lam=args.lam,
-        schedule=RoundSchedule(1000, 1000, 10, args.seed),
-        recipe=round_recipe(spec, args.epochs, seed=args.seed),
+        schedule=RoundSchedule(args.initial, args.per_round, args.rounds, args.seed),
+        recipe=replace(
+            round_recipe(spec, args.epochs, seed=args.seed),
+            **({} if args.batch is None else {"batch_size": args.batch}),
+        ),
         seed=args.seed,
         reinit=not args.no_reinit,
     )
@@ -183,6 +297,7 @@ def main() -> int:
         "mean_search": round(100 * sum(r.accuracy_search for r in update) / len(update), 2),
         "mean_holdout": round(100 * sum(r.accuracy_holdout for r in update) / len(update), 2),
         "search": [round(100 * r.accuracy_search, 2) for r in rounds],
+        "holdout": [round(100 * r.accuracy_holdout, 2) for r in rounds],
         "skipped": sum(r.skipped for r in update),
         "seconds": round(time.perf_counter() - start),
     }

@@ -58,3 +58,31 @@ def test_contributions_are_deterministic_and_mostly_positive():
         results.append(local["fc3.weight"])
     assert torch.equal(results[0], results[1])
     assert float(results[0].sum()) > 0  # the steps lowered the minibatch losses
+
+
+def test_on_epoch_sees_every_epoch_with_the_masks_applied():
+    torch.manual_seed(0)
+    model = LeNet300()
+    x, y = _data()
+    params = dict(model.named_parameters())
+    anchor = {n: params[n].detach().clone() for n in selection.selectable(model)}
+    masks = selection.random_per_layer(
+        {n: w.shape for n, w in anchor.items()}, 0.01, torch.Generator().manual_seed(1)
+    )
+    seen = []
+
+    def on_epoch(epoch: int, loss: float, seconds: float) -> None:
+        frozen = all(torch.equal(params[n][~m], anchor[n][~m]) for n, m in masks.items())
+        seen.append((epoch, frozen, loss > 0, seconds >= 0))
+
+    train_step(
+        model,
+        x,
+        y,
+        TrainRecipe(epochs=3, batch_size=16, lr=0.05),
+        torch.Generator().manual_seed(2),
+        masks=masks,
+        anchor=anchor,
+        on_epoch=on_epoch,
+    )
+    assert seen == [(1, True, True, True), (2, True, True, True), (3, True, True, True)]

@@ -9,7 +9,7 @@ minibatch gradient) is accumulated. Biases and BatchNorm parameters are never ma
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
@@ -28,6 +28,7 @@ def train_step(
     masks: Mapping[str, torch.Tensor] | None = None,
     anchor: Mapping[str, torch.Tensor] | None = None,
     track: tuple[str, ...] = (),
+    on_epoch: Callable[[int, float, float], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Train ``model`` in place with ``fit`` (SGD Nesterov, one-cycle schedule).
 
@@ -39,6 +40,8 @@ def train_step(
         masks: parameter name -> bool tensor; only True entries move (None: all move).
         anchor: parameter name -> the values frozen entries keep (required with ``masks``).
         track: names whose trajectory contribution is accumulated.
+        on_epoch: passed to ``fit``: called after every epoch (masks already applied) with
+            (epoch, mean train loss, seconds).
 
     Returns:
         Contributions by name (float32, shaped like the weights; empty without ``track``).
@@ -55,5 +58,15 @@ def train_step(
                 contrib[name] -= (params[name] - last[name]) * params[name].grad
                 last[name].copy_(params[name])
 
-    fit(model, x, y, recipe, generator, after_step=after_step, desc="round", progress=False)
+    fit(
+        model,
+        x,
+        y,
+        recipe,
+        generator,
+        after_step=after_step,
+        on_epoch=on_epoch,
+        desc="round",
+        progress=False,
+    )
     return contrib
