@@ -19,7 +19,8 @@ round.
     python bench/bench_dpu_variants.py --method fu --fu-from-init   # the seed's FU (same_init)
     python bench/bench_dpu_variants.py --best-epoch --method fu     # the seed's best epoch
     python bench/bench_dpu_variants.py --local decayed        # g with the weight-decay term
-    python bench/bench_dpu_variants.py --initial 10000        # 10k, 11k, ... 19k images
+    python bench/bench_dpu_variants.py --rounds 30            # 1k ... 30k images
+    python bench/bench_dpu_variants.py --trace                # search accuracy inside rounds
     [--method dpu|gcpu|fu|rpu] [--epochs E] [--lam L] [--ratio K] [--seed S] [--out FILE]
     [--batch B] [--per-round N] [--rounds R]
 """
@@ -114,7 +115,7 @@ class BestEpoch:
             self.model.load_state_dict(self.state)
 
 
-def contribution_round(args, lam: float, keeper=None):
+def contribution_round(args, lam: float, keeper=None, trace=None):
     """A DPU-style round with the knobs of ``args`` (defaults: the product's round).
 
     ``--shadow``: the server keeps a dense model that step 1 continues round after round (from
@@ -125,6 +126,9 @@ def contribution_round(args, lam: float, keeper=None):
     ``keeper`` (a function of the model returning a :class:`BestEpoch`, ``--best-epoch``): the
     deployed candidate is the best on the search split of the rewound model and every epoch of
     the final sparse fine-tuning, as the seed's round.
+
+    ``trace`` (a :class:`Trace`, ``--trace``): the search accuracy after step 1 and after the
+    rewind of every round.
     """
     shadow: dict[str, torch.Tensor] = {}
 
@@ -145,6 +149,8 @@ def contribution_round(args, lam: float, keeper=None):
             local = decayed_contribution(model, data, step1, names)
         else:
             local = train_step(model, data.x, data.y, step1, data.generator, track=names)
+        if trace is not None:
+            trace.mark("full", model)
         if args.shadow:
             shadow.clear()
             shadow.update({n: t.detach().clone() for n, t in model.state_dict().items()})
@@ -170,6 +176,8 @@ def contribution_round(args, lam: float, keeper=None):
                     params[name].copy_(torch.where(mask, params[name], start[name]))
             local = {n: local[n] * masks[n] for n in local}  # the seed's masked local term
             recipe = step2 if args.iterations == 1 else replace(step2, epochs=args.iteration_epochs)
+            if trace is not None and final:
+                trace.mark("rewound", model)
             best = keeper(model) if keeper is not None and final else None
             if best is not None:
                 best.consider()
@@ -190,6 +198,36 @@ def contribution_round(args, lam: float, keeper=None):
                 best.restore()
 
     return round_
+
+
+class Trace:
+    """``--trace``: search accuracy (%) at the points of every round's training, one dict per
+    training (re-init attempts and round 0 included): ``samples``, ``from_init``, ``start``,
+    ``end``, and for the contribution methods ``full`` (after step 1) and ``rewound``."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, init: dict) -> None:
+        self.x, self.y, self.init = x, y, init
+        self.rows: list[dict] = []
+
+    def _score(self, model: torch.nn.Module) -> float:
+        return round(100 * accuracy(model, self.x, self.y), 2)
+
+    def mark(self, point: str, model: torch.nn.Module) -> None:
+        self.rows[-1][point] = self._score(model)
+
+    def wrap(self, method):
+        """``method`` with its start and end scored."""
+
+        def round_(model, data) -> None:
+            state = model.state_dict()
+            from_init = all(torch.equal(state[n], torch.as_tensor(v)) for n, v in self.init.items())
+            self.rows.append(
+                {"samples": len(data.y), "from_init": from_init, "start": self._score(model)}
+            )
+            method(model, data)
+            self.mark("end", model)
+
+        return round_
 
 
 def best_epoch_full(keeper):
@@ -252,6 +290,7 @@ def main() -> int:
     p.add_argument("--initial", type=int, default=1000, help="images before round 0")
     p.add_argument("--per-round", type=int, default=1000, help="images added per round")
     p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--trace", action="store_true", help="search accuracy inside each round")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="append the JSON line here too")
     args = p.parse_args()
@@ -259,17 +298,18 @@ def main() -> int:
     spec = get_network(args.network)
     splits = [load_split(name) for name in ("train", "search", "holdout")]
     keeper = None
+    xs = images_to_tensor(splits[1].images, spec.input_size)
+    ys = torch.from_numpy(splits[1].labels)
+    trace = Trace(xs, ys, shared_init(spec, args.seed)) if args.trace else None
     if args.best_epoch:
-        xs = images_to_tensor(splits[1].images, spec.input_size)
-        ys = torch.from_numpy(splits[1].labels)
 
         def keeper(model):
             return BestEpoch(model, xs, ys)
 
         methods.METHODS["fu"] = best_epoch_full(keeper)
         methods.METHODS["rpu"] = best_epoch_random(keeper)
-    methods.METHODS["dpu"] = contribution_round(args, args.lam, keeper)
-    methods.METHODS["gcpu"] = contribution_round(args, 1.0, keeper)
+    methods.METHODS["dpu"] = contribution_round(args, args.lam, keeper, trace)
+    methods.METHODS["gcpu"] = contribution_round(args, 1.0, keeper, trace)
     if args.fu_from_init:
         init, full = shared_init(spec, args.seed), methods.fu
 
@@ -278,6 +318,9 @@ def main() -> int:
             full(model, data)
 
         methods.METHODS["fu"] = fu_from_init
+    if trace is not None:
+        for name in ("dpu", "gcpu", "fu", "rpu"):
+            methods.METHODS[name] = trace.wrap(methods.METHODS[name])
     settings = UpdateSettings(
         ratio=args.ratio,
         lam=args.lam,
@@ -301,6 +344,8 @@ def main() -> int:
         "skipped": sum(r.skipped for r in update),
         "seconds": round(time.perf_counter() - start),
     }
+    if trace is not None:
+        line["trace"] = trace.rows
     print(json.dumps(line))
     if args.out is not None:
         with args.out.open("a") as f:
