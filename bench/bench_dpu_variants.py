@@ -21,6 +21,7 @@ round.
     python bench/bench_dpu_variants.py --local decayed        # g with the weight-decay term
     python bench/bench_dpu_variants.py --rounds 30            # 1k ... 30k images
     python bench/bench_dpu_variants.py --trace                # search accuracy inside rounds
+    python bench/bench_dpu_variants.py --rewind all           # step 1 only chooses the mask
     [--method dpu|gcpu|fu|rpu] [--epochs E] [--lam L] [--ratio K] [--seed S] [--out FILE]
     [--batch B] [--per-round N] [--rounds R]
 """
@@ -141,6 +142,7 @@ def contribution_round(args, lam: float, keeper=None, trace=None):
         )
         start = methods._weights(model)
         names = tuple(start)
+        round_start = {n: t.detach().clone() for n, t in model.state_dict().items()}
         if args.shadow and shadow:
             model.load_state_dict(shadow)
         if args.local == "next":
@@ -174,6 +176,10 @@ def contribution_round(args, lam: float, keeper=None, trace=None):
             with torch.no_grad():
                 for name, mask in masks.items():
                     params[name].copy_(torch.where(mask, params[name], start[name]))
+            if args.rewind != "unselected":
+                kept = () if args.rewind == "all" else names
+                state = model.state_dict()
+                model.load_state_dict({n: state[n] if n in kept else round_start[n] for n in state})
             local = {n: local[n] * masks[n] for n in local}  # the seed's masked local term
             recipe = step2 if args.iterations == 1 else replace(step2, epochs=args.iteration_epochs)
             if trace is not None and final:
@@ -290,6 +296,13 @@ def main() -> int:
     p.add_argument("--initial", type=int, default=1000, help="images before round 0")
     p.add_argument("--per-round", type=int, default=1000, help="images added per round")
     p.add_argument("--rounds", type=int, default=10)
+    p.add_argument(
+        "--rewind",
+        choices=("unselected", "biases", "all"),
+        default="unselected",
+        help="after step 1, rewind the unselected weights (the seed), those and the biases, or "
+        "everything (step 1 only chooses the mask)",
+    )
     p.add_argument("--trace", action="store_true", help="search accuracy inside each round")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="append the JSON line here too")
