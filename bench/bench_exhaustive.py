@@ -362,10 +362,12 @@ class Map:
         )
 
     def pick(self, z: float) -> int | None:
+        """:func:`pick` on the whole search split with margin ``z``."""
         return pick(self.ratios, self.right, self.flips, self.n, self.target, z)
 
 
 def report(data: dict, args) -> None:
+    """Print one map's analysis (the module docstring's list) and write ``--plot``."""
     m = Map(data)
     head, rule = HEAD.format(first=m.first), RULE
     print(
@@ -547,6 +549,7 @@ def plot(ratios: np.ndarray, m: np.ndarray, passes_h: np.ndarray, args) -> None:
 
 
 def floats(text: str) -> list[float]:
+    """``"0,0.5,1"`` -> [0.0, 0.5, 1.0] (``--zs``, ``--mark``)."""
     return [float(v) for v in text.split(",") if v.strip()]
 
 
@@ -570,10 +573,19 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "exhaustive")
-    parser.add_argument("--zs", type=floats, default=[0, 0.5, 1, 1.5, 2, 2.5, 3])
-    parser.add_argument("--halvings", type=int, default=200)
-    parser.add_argument("--level", type=float, default=0.9)
-    parser.add_argument("--mark", type=floats, default=[14.30, 13.17, 12.98, 11.79])
+    parser.add_argument(
+        "--zs", type=floats, default=[0, 0.5, 1, 1.5, 2, 2.5, 3], help="margins Z in se"
+    )
+    parser.add_argument("--halvings", type=int, default=200, help="random halvings per map")
+    parser.add_argument(
+        "--level", type=float, default=0.9, help="share of halvings the chosen Z must pass"
+    )
+    parser.add_argument(
+        "--mark",
+        type=floats,
+        default=[14.30, 13.17, 12.98, 11.79],
+        help="coded ratios to locate in the map (2 decimals)",
+    )
     parser.add_argument("--plot", type=Path, help="PNG of ratio vs search margin (default: none)")
     args = parser.parse_args()
     try:
