@@ -175,6 +175,11 @@ def test_layer_bits_of_an_unpruned_layer_set_its_shared_values(tmp_path):
             ["--layer-bits", "fc9.weight=3"],
             "--layer-bits names 'fc9.weight', not a weight of lenet5_fashionmnist",
         ),
+        (
+            ["--sparsity", "conv1.weight=0.3,conv3.weight=0.5"],
+            "--sparsity names 'conv3.weight', not a weight of lenet5_fashionmnist; its "
+            "weights: conv1.weight, conv2.weight, fc1.weight, fc2.weight, fc3.weight",
+        ),
     ],
 )
 def test_bad_flags_end_in_one_error_line(tmp_path, flags, message):

@@ -81,6 +81,11 @@ def test_geometric_rounds_and_final_epochs(tmp_path):
         (["--method", "bogus"], "--method must be one of"),
         (["--sparsity", "fc1=x"], "--sparsity must be a float in [0, 1) or KEY=F"),
         (["--sparsity", "1.5"], "--sparsity values must lie in [0, 1); got 1.5"),
+        (
+            ["--sparsity", "fc1.weight=0.5,fc1.weight=0.9"],
+            "--sparsity names 'fc1.weight' twice; give each weight key once; "
+            "got 'fc1.weight=0.5,fc1.weight=0.9'",
+        ),
         (["--method", "fpgm", "--prune-rate", "1"], "--prune-rate must be a float in [0, 1)"),
         (["--prune-steps", "0"], "--prune-steps must be"),
         (
@@ -105,6 +110,19 @@ def test_bad_flags_end_in_one_error_line(tmp_path, flags, message):
         "--log_file", str(tmp_path), *flags,
     )  # fmt: skip
     assert message in one_line_error(proc)
+
+
+def test_sparsity_keys_are_checked_before_anything_loads(tmp_path):
+    # the missing checkpoint is never looked at: the key that names no weight is refused first
+    proc = run_main(
+        "--mode", "prune", "--network_dataset", "lenet300_fashionmnist",
+        "--checkpoint", str(tmp_path / "missing.pt"), "--sparsity", "fc1.weight=0.5,fc4=0.9",
+        "--log_file", str(tmp_path / "p"),
+    )  # fmt: skip
+    assert one_line_error(proc) == (
+        "error: --sparsity names 'fc4', not a weight of lenet300_fashionmnist; its weights: "
+        "fc1.weight, fc2.weight, fc3.weight"
+    )
 
 
 def test_fpgm_on_a_network_without_prunable_chains_is_refused(tmp_path):

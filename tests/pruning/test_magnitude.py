@@ -65,6 +65,14 @@ def test_bad_settings_are_refused():
         magnitude_masks(_model())
     with pytest.raises(UserError, match=r"sparsity of fc1.weight must be a float in \[0, 1\)"):
         magnitude_masks(_model(), sparsity=1.0)
+    with pytest.raises(UserError) as raised:
+        magnitude_masks(_model(), sparsity={"fc1.weight": 0.5, "fc1.bias": 0.5})
+    assert str(raised.value) == (
+        "sparsity names 'fc1.bias', not a weight of LeNet300; its weights: "
+        "fc1.weight, fc2.weight, fc3.weight"
+    )
+    with pytest.raises(UserError, match=r"quality names 'conv1\.weight', not a weight of LeNet300"):
+        magnitude_masks(_model(), quality={"conv1.weight": 1.0})
 
 
 def test_retraining_keeps_pruned_weights_at_zero_and_saves_no_mask(small_search):

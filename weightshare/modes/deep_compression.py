@@ -17,6 +17,7 @@ from weightshare.errors import UserError
 from weightshare.modes.retraining import (
     RetrainChoice,
     check_before_work,
+    check_layer_keys,
     load_for_retraining,
     retrain_flags,
     round_recipe,
@@ -46,8 +47,8 @@ class DeepCompressionConfig(RetrainChoice):
             (None: refused; ``main`` fills the network's ``DEFAULT_SPARSITY``).
         bits: ``{"conv": B, "fc": B}``, 2^B shared values per layer, B in [1, 16].
         layer_bits: weight key -> B, overriding ``bits`` for the layers it names (each a conv
-            or linear weight of the network, pruned or not: :func:`check_layer_bits`; B in
-            [1, 16]).
+            or linear weight of the network, pruned or not, checked before anything loads:
+            :func:`~weightshare.modes.retraining.check_layer_keys`; B in [1, 16]).
         finetune_centroids: centroid fine-tuning epochs, in [0, 1000].
         centroid_lr: their learning rate, in (0, 1].
         coder: ``ans`` or ``huffman`` (an entropy coder: the paper's P+Q+H).
@@ -134,7 +135,7 @@ def run(config: DeepCompressionConfig) -> dict:
     from weightshare.pruning.schedule import round_targets
     from weightshare.pruning.stages import stage_table
 
-    check_layer_bits(config)
+    check_layer_keys(config, {"--sparsity": config.sparsity, "--layer-bits": config.layer_bits})
     setup = load_for_retraining(config)
     spec, path, model, x, y = setup.spec, setup.path, setup.model, setup.x, setup.y
     n, recipe, scores = setup.n_train, setup.recipe, setup.scores
@@ -224,28 +225,6 @@ def run(config: DeepCompressionConfig) -> dict:
     )
     print(f"wrote {model_path} and {out_dir / 'deep_compression.json'}")
     return doc
-
-
-def check_layer_bits(config: DeepCompressionConfig) -> None:
-    """Before anything loads: every ``--layer-bits`` key is a prunable weight of the network
-    (every one of them is shared, pruned or not, so each key is used).
-
-    Raises:
-        UserError: a key that names no such weight (the message lists the allowed keys).
-    """
-    from weightshare.networks import get_network
-    from weightshare.pruning.magnitude import prunable
-
-    if not config.layer_bits:
-        return
-    spec = get_network(config.network)
-    keys = list(prunable(spec.build()))
-    unknown = [key for key in config.layer_bits if key not in keys]
-    if unknown:
-        raise UserError(
-            f"--layer-bits names {unknown[0]!r}, not a weight of {spec.name}; its weights: "
-            f"{', '.join(keys)}"
-        )
 
 
 def layer_bits(config: DeepCompressionConfig, key: str, ndim: int) -> int:

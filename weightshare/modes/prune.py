@@ -16,6 +16,7 @@ from weightshare.errors import UserError
 from weightshare.modes.retraining import (
     RetrainChoice,
     check_before_work,
+    check_layer_keys,
     load_for_retraining,
     retrain_flags,
     round_recipe,
@@ -84,7 +85,7 @@ def parse_sparsity(text: str) -> float | dict[str, float]:
     """``0.9`` or ``fc1.weight=0.92,fc2.weight=0.9`` -> a float or a map weight key -> float.
 
     Raises:
-        UserError: anything else.
+        UserError: anything else, or a key given twice.
     """
     try:
         if "=" not in text:
@@ -92,6 +93,11 @@ def parse_sparsity(text: str) -> float | dict[str, float]:
         out = {}
         for item in text.split(","):
             key, value = item.split("=")
+            if key.strip() in out:
+                raise UserError(
+                    f"--sparsity names {key.strip()!r} twice; give each weight key once; "
+                    f"got {text!r}"
+                )
             out[key.strip()] = float(value)
         return out
     except ValueError:
@@ -110,6 +116,7 @@ def run(config: PruneConfig) -> dict:
     from weightshare.pruning.retrain import retrain
     from weightshare.pruning.schedule import round_targets
 
+    check_layer_keys(config, {"--sparsity": config.sparsity})
     setup = load_for_retraining(config)
     spec, path, model, x, y = setup.spec, setup.path, setup.model, setup.x, setup.y
     recipe = setup.recipe

@@ -3,12 +3,14 @@ validated config base (keyword-only fields, so each mode's own fields come first
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from weightshare.errors import UserError
 from weightshare.networks import get_network
+from weightshare.pruning.magnitude import check_weight_keys
 from weightshare.pruning.schedule import SCHEDULES
 from weightshare.validation import check_choice, check_float, check_int
 
@@ -117,6 +119,26 @@ def round_recipe(config: RetrainChoice, recipe, i: int):
     if i == config.steps and config.final_epochs is not None:
         return dataclasses.replace(recipe, epochs=config.final_epochs)
     return recipe
+
+
+def check_layer_keys(config: RetrainChoice, settings: Mapping[str, object]) -> None:
+    """Before anything loads: every key of a per-layer setting is a conv/linear weight of
+    ``config.network`` (a key that names nothing would be ignored silently).
+
+    Args:
+        settings: flag -> its parsed value (``{"--sparsity": ..., "--layer-bits": ...}``); the
+            keys of a map are checked, a float or None is skipped.
+
+    Raises:
+        UserError: the first unknown key, naming the flag and the allowed keys.
+    """
+    named = {flag: value for flag, value in settings.items() if isinstance(value, Mapping)}
+    if not any(named.values()):
+        return
+    spec = get_network(config.network)
+    model = spec.build()
+    for flag, value in named.items():
+        check_weight_keys(flag, value, model, spec.name)
 
 
 def check_before_work(config: RetrainChoice, out_given: bool) -> None:

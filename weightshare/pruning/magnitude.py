@@ -8,7 +8,7 @@ smallest magnitudes of its layer. Biases and BatchNorm parameters are never prun
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -24,6 +24,27 @@ def prunable(model) -> dict[str, object]:
         for name, module in model.named_modules()
         if isinstance(module, nn.Conv2d | nn.Linear)
     }
+
+
+def check_weight_keys(parameter: str, keys: Iterable[str], model, network: str) -> None:
+    """Refuse a per-layer setting that names a weight ``model`` does not prune.
+
+    Args:
+        parameter: the setting's name in the message (``--sparsity``, ``--layer-bits``).
+        keys: the state-dict keys it names.
+        model: a PyTorch module; its :func:`prunable` keys are the allowed ones.
+        network: the model's name in the message.
+
+    Raises:
+        UserError: the first unknown key, with the allowed keys.
+    """
+    allowed = list(prunable(model))
+    unknown = [key for key in keys if key not in allowed]
+    if unknown:
+        raise UserError(
+            f"{parameter} names {unknown[0]!r}, not a weight of {network}; its weights: "
+            f"{', '.join(allowed)}"
+        )
 
 
 def _check_fraction(name: str, value: float, high: float) -> float:
@@ -83,12 +104,16 @@ def magnitude_masks(
         weight key -> bool tensor of the weight's shape (``True`` = kept).
 
     Raises:
-        UserError: neither or both of quality / sparsity, or a value out of range.
+        UserError: neither or both of quality / sparsity, a value out of range, or a map key
+            that is not a prunable weight of ``model``.
     """
     import torch
 
     if (quality is None) == (sparsity is None):
         raise UserError("give exactly one of quality (x std) or sparsity per layer")
+    for name, setting in (("quality", quality), ("sparsity", sparsity)):
+        if isinstance(setting, Mapping):
+            check_weight_keys(name, setting, model, type(model).__name__)
     weights = prunable(model)
     out = {}
     for key, weight in weights.items():
