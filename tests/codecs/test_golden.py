@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from weightshare.codecs import decode_model, encode_model
-from weightshare.codecs.container import HEADER, manifest_text
+from weightshare.codecs.container import HEADER, MANIFEST_ZLIB, manifest_text
 from weightshare.types import SharedWeights
 
 # (coder, codebook dtype) -> (sha256 of the file, sha256 of inflated manifest + payload)
@@ -39,6 +40,16 @@ GOLDEN = {
         "5de06b641e03c9d7d475bc00af58ffc440d0491f6ca78af0f25e93822c1b73a4",
     ),
 }
+
+# The same files as the writer made them before manifest coding 2 existed (coding 1: zlib), kept
+# in tests/codecs/golden/: their sha256 were GOLDEN's file hashes until then.
+CODING_1_FILES = {
+    ("ans", "fp32"): "f48a19525ad9f3aa433668eb0ba1c06f7ad78dc168e9986b97ef5a656680b5d8",
+    ("ans", "fp16"): "e70ca5ef0c30eb5f9d0f34d58e07ba5132c63ff18ff013b9b4182177fad15e69",
+    ("huffman", "fp32"): "8f96cad0d7a70031ef64ac4631cdd2e7733ece2711dd0a84355a8edc1fe8bb26",
+    ("fixed", "fp32"): "4446fd8d9280e9278514e489fd2b97bee91ad2d6288b859f872ab10ae5b8b4af",
+}
+GOLDEN_DIR = Path(__file__).parent / "golden"
 
 
 def _shared(codebook: np.ndarray, indices: np.ndarray, granularity: str) -> SharedWeights:
@@ -95,3 +106,27 @@ def test_encoded_bytes_are_pinned(coder, codebook_dtype):
             np.testing.assert_array_equal(decoded[name], sw.dequantize())
     if got != file_hash:  # same content: only the deflated manifest differs
         pytest.skip(f"this zlib ({zlib.ZLIB_RUNTIME_VERSION}) deflates differently")
+
+
+@pytest.mark.parametrize(("coder", "codebook_dtype"), list(CODING_1_FILES))
+def test_files_written_before_coding_2_decode_to_the_same_model(coder, codebook_dtype):
+    data = (GOLDEN_DIR / f"coding1_{coder}_{codebook_dtype}.wsz").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == CODING_1_FILES[coder, codebook_dtype]
+    assert data[10] == MANIFEST_ZLIB
+    state, shared = golden_input()
+    new = encode_model(
+        state,
+        shared,
+        network="golden",
+        coder=coder,
+        codebook_dtype=codebook_dtype,
+        meta={"purpose": "golden test"},
+    )
+    assert new[10] != MANIFEST_ZLIB and len(new) < len(data)
+    old_model, new_model = decode_model(data), decode_model(new)
+    assert old_model.manifest.tensors == new_model.manifest.tensors
+    assert old_model.manifest.meta == new_model.manifest.meta == {"purpose": "golden test"}
+    assert list(old_model.state) == list(new_model.state)
+    for key, value in new_model.state.items():
+        assert old_model.state[key].dtype == value.dtype
+        np.testing.assert_array_equal(old_model.state[key], value)

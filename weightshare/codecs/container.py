@@ -39,6 +39,7 @@ MAGIC = b"\x89WSZ\r\n\x1a\n"
 FORMAT_VERSION = 1
 HEADER = struct.Struct("<8sHBBII")
 MANIFEST_JSON, MANIFEST_ZLIB, MANIFEST_DICT = 0, 1, 2  # header byte 10: how the manifest is stored
+MANIFEST_CODINGS = (MANIFEST_JSON, MANIFEST_ZLIB, MANIFEST_DICT)
 
 MAX_MANIFEST_BYTES = 8 << 20  # decoded manifest, bytes
 MAX_TENSORS = 1 << 16
@@ -284,8 +285,10 @@ def read_container(
             f"unsupported model file version {version}; this weightshare reads version "
             f"{FORMAT_VERSION}"
         )
-    if coding not in (MANIFEST_JSON, MANIFEST_ZLIB, MANIFEST_DICT) or reserved != 0:
-        raise FormatError(f"corrupt model file header (manifest coding {coding}, flags {reserved})")
+    if reserved != 0:
+        raise FormatError(f"corrupt model file header (flags {reserved})")
+    if coding not in MANIFEST_CODINGS:
+        raise _unknown_coding(coding)
     if length > MAX_MANIFEST_BYTES:
         raise FormatError(f"corrupt model file: manifest length {length} > {MAX_MANIFEST_BYTES}")
     end = HEADER.size + length
@@ -338,7 +341,15 @@ def manifest_text(coding: int, stored: bytes | memoryview) -> bytes:
         return _inflate(stored, zlib.decompressobj())
     if coding == MANIFEST_DICT:
         return _inflate(stored, zlib.decompressobj(-15, zdict=MANIFEST_DICTIONARY_2))
-    raise FormatError(f"corrupt model file header (manifest coding {coding})")
+    raise _unknown_coding(coding)
+
+
+def _unknown_coding(coding: int) -> FormatError:
+    return FormatError(
+        f"unsupported manifest coding {coding} in the model file header; this weightshare reads "
+        f"codings {', '.join(map(str, MANIFEST_CODINGS))} (a newer weightshare wrote the file, "
+        "or it is corrupt)"
+    )
 
 
 def _inflate(stored: bytes | memoryview, inflater) -> bytes:
