@@ -80,10 +80,10 @@ def golden_input() -> tuple[dict[str, np.ndarray], dict[str, SharedWeights]]:
     return state, {"conv.weight": conv, "fc.weight": fc}
 
 
-@pytest.mark.parametrize(("coder", "codebook_dtype"), list(GOLDEN))
-def test_encoded_bytes_are_pinned(coder, codebook_dtype):
+def golden_file(coder: str, codebook_dtype: str) -> bytes:
+    """The model file this writer makes of :func:`golden_input`."""
     state, shared = golden_input()
-    data = encode_model(
+    return encode_model(
         state,
         shared,
         network="golden",
@@ -91,6 +91,12 @@ def test_encoded_bytes_are_pinned(coder, codebook_dtype):
         codebook_dtype=codebook_dtype,
         meta={"purpose": "golden test"},
     )
+
+
+@pytest.mark.parametrize(("coder", "codebook_dtype"), list(GOLDEN))
+def test_encoded_bytes_are_pinned(coder, codebook_dtype):
+    _, shared = golden_input()
+    data = golden_file(coder, codebook_dtype)
     file_hash, logical_hash = GOLDEN[coder, codebook_dtype]
     length = HEADER.unpack_from(data)[4]
     stored = data[HEADER.size : HEADER.size + length]
@@ -113,15 +119,7 @@ def test_files_written_before_coding_2_decode_to_the_same_model(coder, codebook_
     data = (GOLDEN_DIR / f"coding1_{coder}_{codebook_dtype}.wsz").read_bytes()
     assert hashlib.sha256(data).hexdigest() == CODING_1_FILES[coder, codebook_dtype]
     assert data[10] == MANIFEST_ZLIB
-    state, shared = golden_input()
-    new = encode_model(
-        state,
-        shared,
-        network="golden",
-        coder=coder,
-        codebook_dtype=codebook_dtype,
-        meta={"purpose": "golden test"},
-    )
+    new = golden_file(coder, codebook_dtype)
     assert new[10] != MANIFEST_ZLIB and len(new) < len(data)
     old_model, new_model = decode_model(data), decode_model(new)
     assert old_model.manifest.tensors == new_model.manifest.tensors
