@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from weightshare.codecs import CODER_NAMES, decode_model, encode_model
-from weightshare.codecs.container import HEADER, MANIFEST_JSON, manifest_text
+from weightshare.codecs.container import HEADER, MANIFEST_DICT, MANIFEST_JSON, manifest_text
 from weightshare.dse.clustering import ClusterCache
 from weightshare.errors import UserError
 from weightshare.networks import get_network
@@ -112,6 +112,26 @@ def test_bit_flips_are_always_caught(files, coder, granularity, data):
     for position in positions:
         mutated[position // 8] ^= 1 << (position % 8)
     assert not decode_or_user_error(bytes(mutated))
+
+
+@pytest.mark.parametrize("coder", CODER_NAMES)
+@HYPOTHESIS
+@given(data=st.data())
+def test_corrupt_deflated_manifests_behind_a_valid_checksum_give_user_errors(files, coder, data):
+    # past the crc32 (recomputed): the inflater itself meets the damaged coding-2 stream
+    original = files[coder, "layer"]
+    _, version, coding, _, length, _ = HEADER.unpack_from(original)
+    assert coding == MANIFEST_DICT
+    stored = bytearray(original[HEADER.size : HEADER.size + length])
+    positions = data.draw(
+        st.lists(st.integers(0, 8 * len(stored) - 1), min_size=1, max_size=8, unique=True)
+    )
+    for position in positions:
+        stored[position // 8] ^= 1 << (position % 8)
+    cut = data.draw(st.integers(0, len(stored)))
+    stored = bytes(stored[:cut]) + data.draw(st.binary(max_size=4))
+    header = HEADER.pack(original[:8], version, coding, 0, len(stored), zlib.crc32(stored))
+    decode_or_user_error(header + stored + original[HEADER.size + length :])
 
 
 @pytest.mark.parametrize("coder", CODER_NAMES)
