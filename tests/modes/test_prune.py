@@ -34,6 +34,20 @@ def test_fpgm_checkpoint_is_smaller_and_other_modes_load_it(tmp_path):
 
 
 @pytest.mark.slow
+def test_fpgm_retrains_its_one_round_for_final_epochs(tmp_path):
+    out = tmp_path / "p"
+    proc = run_main(
+        "--mode", "prune", "--method", "fpgm", "--network_dataset", "lenet5_fashionmnist",
+        "--prune-rate", "0.5", "--retrain-epochs", "3", "--final-epochs", "0",
+        "--train-images", "512", "--threads", "1", "--log_file", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads((out / "prune.json").read_text())
+    assert doc["accuracy_after"] == doc["accuracy_pruned"]  # no epoch: the pruned weights
+    assert doc["accuracy_after"] != doc["accuracy_before"]
+
+
+@pytest.mark.slow
 def test_magnitude_checkpoint_has_the_requested_zeros_and_no_masks(tmp_path):
     out = tmp_path / "m"
     proc = run_main(
@@ -95,6 +109,16 @@ def test_geometric_rounds_and_final_epochs(tmp_path):
         (["--distill", "1.5"], "--distill must be a float in [0, 1]; got 1.5"),
         (["--final-epochs", "-1"], "--final-epochs must be"),
         (["--prune-schedule", "cubic"], "--prune-schedule: invalid choice: 'cubic'"),
+        (
+            ["--prune-schedule", "geometric", "--quality", "1"],
+            "--prune-schedule geometric shapes the rounds of --method magnitude --sparsity; "
+            "got --quality",
+        ),
+        (
+            ["--prune-schedule", "geometric", "--method", "fpgm"],
+            "--prune-schedule geometric shapes the rounds of --method magnitude --sparsity; "
+            "got --method fpgm",
+        ),
         (["--distill-temperature", "0"], "--distill-temperature must be a float in (0, 100]"),
         # an empty value is refused, not replaced by the default
         (["--method", ""], "--method must be one of ('magnitude', 'fpgm'); got ''"),

@@ -53,6 +53,13 @@ class PruneConfig(RetrainChoice):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("--method", self.method, METHODS)
+        targeted = self.method == "magnitude" and self.sparsity is not None
+        if self.prune_schedule != "linear" and not targeted:  # no target sparsity to approach
+            what = "--quality" if self.method == "magnitude" else f"--method {self.method}"
+            raise UserError(
+                f"--prune-schedule {self.prune_schedule} shapes the rounds of --method magnitude "
+                f"--sparsity; got {what}"
+            )
         if self.method == "magnitude":
             if self.quality is not None and self.sparsity is not None:
                 raise UserError("give --sparsity or --quality, not both")
@@ -181,7 +188,8 @@ def run(config: PruneConfig) -> dict:
     else:
         model, _ = fpgm_prune(model, spec.name, config.rate)
         doc["accuracy_pruned"] = scores()
-        retrain(model, {}, x, y, recipe, progress=True, desc="fpgm retrain", loss=setup.loss)
+        fpgm_recipe = round_recipe(config, recipe, config.steps)  # its one round is the last
+        retrain(model, {}, x, y, fpgm_recipe, progress=True, desc="fpgm retrain", loss=setup.loss)
         doc["channels"] = channel_counts(model, chains_for(spec.name))
     doc["parameters_after"] = n_params()
     doc["accuracy_after"] = scores()
