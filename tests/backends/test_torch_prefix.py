@@ -32,7 +32,12 @@ def _coarse(weights: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("name", "n"),
-    [("lenet5_fashionmnist", 250), ("lenet300_fashionmnist", 250), ("resnet20_fashionmnist", 120)],
+    [
+        ("lenet5_fashionmnist", 250),
+        ("lenet300_fashionmnist", 250),
+        ("resnet20_fashionmnist", 120),
+        ("squeezenet_fashionmnist", 120),
+    ],
 )
 def test_running_from_the_shared_layer_gives_the_full_pass_logits_bit_for_bit(
     search_split, name, n
@@ -57,7 +62,9 @@ def test_running_from_the_shared_layer_gives_the_full_pass_logits_bit_for_bit(
         finally:
             backend.restore()
     # every layer but the first has activations before it to reuse (LeNet-300's first reads a
-    # flattened input, which is reused too; LeNet-5's and ResNet-20's read the input itself)
+    # flattened input, which is reused too; LeNet-5's, ResNet-20's and SqueezeNet's read the
+    # input itself). In a SqueezeNet fire module both expand convs read the squeeze output and
+    # are concatenated: the suffix of one expand conv reads the other's output from the cache.
     assert all(run_after[len(parts) :])
     assert backend.predict_after(parts[0], names[0]) is None or name == "lenet300_fashionmnist"
 
@@ -78,6 +85,22 @@ def test_activations_are_cached_per_split_and_dropped_for_another_layer(search_s
     backend.predict_after(a, "fc2")
     layer, cached = backend._frontier
     assert layer == "fc2" and [s for s, _ in cached.values()] == [a]
+
+
+def test_a_fire_module_expand_conv_reads_its_sibling_branch_from_the_cache():
+    # SqueezeNet's fire module: squeeze -> (expand1x1, expand3x3) -> concatenation. Sharing
+    # one expand conv reruns it and what follows, never the squeeze conv nor the other branch:
+    # both are frontier values, cached once per batch.
+    backend = _backend("squeezenet_fashionmnist")
+    for layer, sibling in (
+        ("fire3.expand3x3", "fire3.expand1x1"),
+        ("fire3.expand1x1", "fire3.expand3x3"),
+    ):
+        suffix = backend._prefix.suffix(layer)
+        called = [n.target for n in suffix.nodes if n.op == "call_module"]
+        assert called[0] == layer and "fire3.squeeze" not in called and sibling not in called
+        # the frontier: the squeeze's ReLU and the sibling's ReLU (inputs of the concatenation)
+        assert [n.all_input_nodes[0].target for n in suffix.frontier] == ["fire3.squeeze", sibling]
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
