@@ -6,9 +6,43 @@ Every message names the parameter, the allowed values and what was received, e.g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from numbers import Integral
+from typing import TypeVar
 
 from weightshare.errors import UserError
+
+T = TypeVar("T")
+
+
+def parse_key_values(name: str, text: str, convert: Callable[[str], T], form: str) -> dict[str, T]:
+    """``KEY=V,KEY=V`` -> ``{KEY: convert(V)}`` in the given order (keys stripped), e.g. the
+    weight keys of ``--sparsity`` and ``--layer-bits``.
+
+    Args:
+        name: the flag, for the messages.
+        text: the flag's value.
+        convert: one value's text -> value; ValueError for a malformed one.
+        form: what the flag takes, e.g. ``KEY=B,KEY=B (weight keys, ints)``.
+
+    Raises:
+        UserError: an item that is not ``KEY=V`` (no ``=``, an empty key, a value ``convert``
+            refuses): ``{name} must be {form}; got {text!r}``; or a key given twice.
+    """
+    out: dict[str, T] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        try:
+            if not sep or not key:
+                raise ValueError(item)
+            converted = convert(value)
+        except ValueError:
+            raise UserError(f"{name} must be {form}; got {text!r}") from None
+        if key in out:
+            raise UserError(f"{name} names {key!r} twice; give each weight key once; got {text!r}")
+        out[key] = converted
+    return out
 
 
 def check_int(name: str, value: object, low: int, high: int | None = None) -> int:

@@ -23,7 +23,7 @@ from weightshare.modes.retraining import (
     round_recipe,
 )
 from weightshare.outputs import write_bytes_atomic, write_text_atomic
-from weightshare.validation import check_choice, check_float, check_int
+from weightshare.validation import check_choice, check_float, check_int, parse_key_values
 
 # The paper's kept fractions (Deep Compression tables 2-3) mapped onto our layers.
 DEFAULT_SPARSITY = {
@@ -357,17 +357,14 @@ def parse_layer_bits(text: str | None) -> dict[str, int]:
     """
     if not text:
         return {}
-    out = {}
-    for item in text.split(","):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip().lstrip("-").isdigit():
-            raise UserError(f"--layer-bits must be KEY=B,KEY=B (weight keys, ints); got {text!r}")
-        if key.strip() in out:
-            raise UserError(
-                f"--layer-bits names {key.strip()!r} twice; give each weight key once; got {text!r}"
-            )
-        out[key.strip()] = int(value)
-    return out
+    return parse_key_values("--layer-bits", text, _whole, "KEY=B,KEY=B (weight keys, ints)")
+
+
+def _whole(text: str) -> int:
+    """An optionally negative run of digits -> int (no ``+``, ``_`` or decimal point)."""
+    if not text.strip().lstrip("-").isdigit():
+        raise ValueError(text)
+    return int(text)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ from weightshare.modes.retraining import (
 )
 from weightshare.outputs import write_text_atomic
 from weightshare.pruning.schedule import SCHEDULES
-from weightshare.validation import check_choice, check_float
+from weightshare.validation import check_choice, check_float, parse_key_values
 
 METHODS = ("magnitude", "fpgm")
 
@@ -94,23 +94,13 @@ def parse_sparsity(text: str) -> float | dict[str, float]:
     Raises:
         UserError: anything else, or a key given twice.
     """
+    form = "a float in [0, 1) or KEY=F,KEY=F (weight keys)"
+    if "=" in text:
+        return parse_key_values("--sparsity", text, float, form)
     try:
-        if "=" not in text:
-            return float(text)
-        out = {}
-        for item in text.split(","):
-            key, value = item.split("=")
-            if key.strip() in out:
-                raise UserError(
-                    f"--sparsity names {key.strip()!r} twice; give each weight key once; "
-                    f"got {text!r}"
-                )
-            out[key.strip()] = float(value)
-        return out
+        return float(text)
     except ValueError:
-        raise UserError(
-            f"--sparsity must be a float in [0, 1) or KEY=F,KEY=F (weight keys); got {text!r}"
-        ) from None
+        raise UserError(f"--sparsity must be {form}; got {text!r}") from None
 
 
 def run(config: PruneConfig) -> dict:
