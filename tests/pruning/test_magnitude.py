@@ -73,6 +73,8 @@ def test_bad_settings_are_refused():
     )
     with pytest.raises(UserError, match=r"quality names 'conv1\.weight', not a weight of LeNet300"):
         magnitude_masks(_model(), quality={"conv1.weight": 1.0})
+    with pytest.raises(UserError, match=r"^masks names 'fc4\.weight', not a weight of LeNet300;"):
+        magnitude_masks(_model(), sparsity=0.5, masks={"fc4.weight": torch.ones(1, dtype=bool)})
 
 
 def test_retraining_keeps_pruned_weights_at_zero_and_saves_no_mask(small_search):

@@ -104,14 +104,14 @@ def magnitude_masks(
         weight key -> bool tensor of the weight's shape (``True`` = kept).
 
     Raises:
-        UserError: neither or both of quality / sparsity, a value out of range, or a map key
-            that is not a prunable weight of ``model``.
+        UserError: neither or both of quality / sparsity, a value out of range, or a key of
+            a map (or of ``masks``) that is not a prunable weight of ``model``.
     """
     import torch
 
     if (quality is None) == (sparsity is None):
         raise UserError("give exactly one of quality (x std) or sparsity per layer")
-    for name, setting in (("quality", quality), ("sparsity", sparsity)):
+    for name, setting in (("quality", quality), ("sparsity", sparsity), ("masks", masks)):
         if isinstance(setting, Mapping):
             check_weight_keys(name, setting, model, type(model).__name__)
     weights = prunable(model)
@@ -135,9 +135,6 @@ def magnitude_masks(
             old_np = None if old is None else old.numpy()
             keep = torch.from_numpy(sparsity_mask(w.numpy(), s, old_np))
         out[key] = keep
-    unknown = [k for k in (masks or {}) if k not in weights]
-    if unknown:
-        raise UserError(f"masks name {unknown[0]!r}, which is not a prunable weight")
     return out
 
 
