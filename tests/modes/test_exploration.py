@@ -128,6 +128,19 @@ def test_different_settings_on_the_same_study_are_refused(tmp_path):
     line = one_line_error(run_main(*args("8")))
     assert "was made with k_grid=[4] but this run has k_grid=[8]" in line
 
+    # a study of a writer before manifest coding 2 stored larger file sizes: refused, kept
+    import optuna
+
+    study = optuna.load_study(
+        study_name="weightshare/baseline", storage=f"sqlite:///{tmp_path / 'study.db'}"
+    )
+    settings = dict(study.user_attrs["settings"])
+    assert settings.pop("manifest_coding") == 2
+    study.set_user_attr("settings", settings)
+    line = one_line_error(run_main(*args("4")))
+    assert "was made with manifest_coding not set but this run has manifest_coding=2" in line
+    assert study.user_attrs["settings"] == settings  # the old study is left as it was
+
 
 @pytest.mark.parametrize(
     "args, message",

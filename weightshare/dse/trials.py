@@ -188,9 +188,13 @@ class TrialStore:
         ]
         if differ:
             k = differ[0]
+
+            def shown(values: dict) -> str:
+                return f"{k}={values[k]!r}" if k in values else f"{k} not set"
+
             raise UserError(
-                f"the study in {self.url} was made with {k}={stored.get(k)!r} but this run has "
-                f"{k}={self.settings.get(k)!r}"
+                f"the study in {self.url} was made with {shown(stored)} but this run has "
+                f"{shown(self.settings)}"
                 + (f" (and {len(differ) - 1} more settings differ)" if len(differ) > 1 else "")
                 + ": rerun with the same settings to resume, or use another --log_file/--storage"
             )

@@ -252,6 +252,7 @@ def run(args, spec, config, out_dir: Path, storage: str, checkpoint: Path) -> in
     """Open the study, start the workers, explore, write the outputs, print the summary."""
     import optuna
 
+    from weightshare.codecs.container import MANIFEST_CODINGS
     from weightshare.console import print_exploration_summary
     from weightshare.dse import report, study_lock
     from weightshare.dse.driver import Driver
@@ -272,6 +273,9 @@ def run(args, spec, config, out_dir: Path, storage: str, checkpoint: Path) -> in
         "split_seed": SPLIT_SEED,
         "granularity": args.granularity,
         "init": args.init,
+        # the stored sizes are model-file bytes: a writer with another manifest coding sizes
+        # every point differently, so its studies do not mix with this one's
+        "manifest_coding": max(MANIFEST_CODINGS),
         # part of the study's identity (recorded only when used: older studies still resume)
         **(perbit.as_dict() if perbit.needs_calibration else {}),
         **config.identity(),
