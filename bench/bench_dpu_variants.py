@@ -39,6 +39,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.cli_edge import one_line_errors
+from weightshare.errors import UserError
 from weightshare.networks import get_network
 from weightshare.networks.datasets import load_split
 from weightshare.networks.tensors import images_to_tensor
@@ -55,41 +57,34 @@ from weightshare.updating.masked_training import train_step
 from weightshare.updating.schedule import RoundSchedule
 
 
-def next_batch_contribution(model, data, recipe, names) -> dict[str, torch.Tensor]:
-    """Step 1 with the trajectory term ``sum_t -dw_t g_{t+1}``: each step's displacement times
-    the gradient of the *next* minibatch at the point it reached (right-endpoint rule). The
-    product (and the seed) pairs ``dw_t`` with the gradient ``g_t`` that caused it, whose
-    minibatch noise then counts as contribution (with plain SGD it is ``lr g_t^2``)."""
+def trajectory_contribution(model, data, recipe, names, pairing: str) -> dict[str, torch.Tensor]:
+    """Step 1 (a full update with ``fit``) with a trajectory term the product does not use.
+
+    The product (and the seed) accumulates ``sum_t -dw_t g_t``: each step's displacement times
+    the loss gradient ``g_t`` that caused it, whose minibatch noise then counts as contribution
+    (with plain SGD it is ``lr g_t^2``). ``pairing`` changes the gradient:
+
+    - ``"next"``: ``g_{t+1}``, the *next* minibatch's gradient at the point ``dw_t`` reached
+      (right-endpoint rule);
+    - ``"decayed"``: ``g_t + wd * w_t``, the weight-decay term included, as the seed's SGD
+      optimizer adds it to ``p.grad`` in place (``torch.optim.SGD`` leaves ``p.grad`` raw).
+
+    Returns the contributions by name (float32, shaped like the weights ``names``).
+    """
     params = dict(model.named_parameters())
     contrib = {n: torch.zeros_like(params[n]) for n in names}
     last = {n: params[n].detach().clone() for n in names}
-    moved = {n: torch.zeros_like(params[n]) for n in names}
+    moved = {n: torch.zeros_like(params[n]) for n in names}  # "next": dw_{t-1}
 
     def after_step() -> None:
         with torch.no_grad():
             for n in names:
-                contrib[n] -= moved[n] * params[n].grad  # grad at the pre-step point
-                moved[n].copy_(params[n] - last[n])
-                last[n].copy_(params[n])
-
-    fit(model, data.x, data.y, recipe, data.generator, after_step=after_step, progress=False)
-    return contrib
-
-
-def decayed_contribution(model, data, recipe, names) -> dict[str, torch.Tensor]:
-    """Step 1 with ``g_t`` including the weight-decay term ``wd * w_t``, as the seed's SGD
-    optimizer adds it to ``p.grad`` in place (``torch.optim.SGD`` leaves ``p.grad`` raw, so
-    the product's ``g_t`` is the loss gradient alone)."""
-    params = dict(model.named_parameters())
-    contrib = {n: torch.zeros_like(params[n]) for n in names}
-    last = {n: params[n].detach().clone() for n in names}
-
-    def after_step() -> None:
-        with torch.no_grad():
-            for n in names:
-                contrib[n] -= (params[n] - last[n]) * (
-                    params[n].grad + recipe.weight_decay * last[n]
-                )
+                step = params[n] - last[n]
+                if pairing == "next":  # the grad is at the pre-step point: pair it with dw_{t-1}
+                    contrib[n] -= moved[n] * params[n].grad
+                    moved[n].copy_(step)
+                else:
+                    contrib[n] -= step * (params[n].grad + recipe.weight_decay * last[n])
                 last[n].copy_(params[n])
 
     fit(model, data.x, data.y, recipe, data.generator, after_step=after_step, progress=False)
@@ -145,12 +140,10 @@ def contribution_round(args, lam: float, keeper=None, trace=None):
         round_start = {n: t.detach().clone() for n, t in model.state_dict().items()}
         if args.shadow and shadow:
             model.load_state_dict(shadow)
-        if args.local == "next":
-            local = next_batch_contribution(model, data, step1, names)
-        elif args.local == "decayed":
-            local = decayed_contribution(model, data, step1, names)
-        else:
+        if args.local == "same":
             local = train_step(model, data.x, data.y, step1, data.generator, track=names)
+        else:
+            local = trajectory_contribution(model, data, step1, names, args.local)
         if trace is not None:
             trace.mark("full", model)
         if args.shadow:
@@ -176,7 +169,7 @@ def contribution_round(args, lam: float, keeper=None, trace=None):
             with torch.no_grad():
                 for name, mask in masks.items():
                     params[name].copy_(torch.where(mask, params[name], start[name]))
-            if args.rewind != "unselected":
+            if args.rewind != "unselected" and i == 0:  # after step 1 only (see --rewind)
                 kept = () if args.rewind == "all" else names
                 state = model.state_dict()
                 model.load_state_dict({n: state[n] if n in kept else round_start[n] for n in state})
@@ -274,6 +267,25 @@ def best_epoch_random(keeper):
     return round_
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse bad flag values in one line (UserError) before any data is loaded."""
+    ints = (
+        ("--rounds", args.rounds, 1, 1000),
+        ("--batch", 1 if args.batch is None else args.batch, 1, None),
+        ("--per-round", args.per_round, 0, None),
+        ("--initial", args.initial, 1, None),
+        ("--epochs", args.epochs, 1, None),
+        ("--iterations", args.iterations, 1, None),
+        ("--iteration-epochs", args.iteration_epochs, 1, None),
+    )
+    for flag, value, low, high in ints:
+        if value < low or (high is not None and value > high):
+            allowed = f"in [{low}, {high}]" if high is not None else f">= {low}"
+            raise UserError(f"{flag} must be an int {allowed}; got {value}")
+    if not 0 < args.ratio <= 1:
+        raise UserError(f"--ratio must be a float in (0, 1]; got {args.ratio}")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--network", default="lenet300_fashionmnist")
@@ -301,12 +313,14 @@ def main() -> int:
         choices=("unselected", "biases", "all"),
         default="unselected",
         help="after step 1, rewind the unselected weights (the seed), those and the biases, or "
-        "everything (step 1 only chooses the mask)",
+        "everything (step 1 only chooses the mask); later --iterations rewind the unselected "
+        "weights only, so their fine-tuning carries over",
     )
     p.add_argument("--trace", action="store_true", help="search accuracy inside each round")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="append the JSON line here too")
     args = p.parse_args()
+    check_args(args)
     torch.set_num_threads(1)
     spec = get_network(args.network)
     splits = [load_split(name) for name in ("train", "search", "holdout")]
@@ -367,4 +381,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(one_line_errors(main))
