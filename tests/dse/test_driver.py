@@ -52,6 +52,24 @@ def test_two_step_finds_a_point_that_meets_the_target_on_the_whole_search_split(
     assert all(len(r.candidate.k) == 1 for r in one_layer)
 
 
+def test_each_reported_point_is_the_evaluation_that_measured_it_not_a_later_reuse(
+    tmp_path, executor
+):
+    # the search phase is seeded with the polish's best: its first trial reuses that result,
+    # and the report credits the trial (and phase) that evaluated the point
+    driver, outcome = _run(tmp_path, executor)
+    records = [r for r in driver.store.records() if r.split == "search"]
+    first = {}
+    for r in records:
+        first.setdefault(r.candidate.key(), r)
+    reused = {r.candidate.key() for r in records if r.reused}
+    assert outcome.best.candidate.key() in reused  # a point measured once and reused later
+    for point in outcome.pareto:
+        assert not point.reused, point.trial_id
+        assert point.trial_id == first[point.candidate.key()].trial_id
+    assert outcome.best.phase in {"knapsack", "polish"}
+
+
 def test_rerun_resumes_without_evaluating_anything_again(tmp_path, executor):
     _, first = _run(tmp_path, executor)
     driver, second = _run(tmp_path, executor)

@@ -621,7 +621,11 @@ class Driver:
                 and r.phase != "baseline"
                 and self.meets_full_target(r)
             }
-            by_key = {r.candidate.key(): r for r in searched}
+            # the first record of each point: the evaluation that measured it, not a later
+            # trial that reused its result (the search phase is seeded with earlier points)
+            by_key: dict[str, Record] = {}
+            for r in searched:
+                by_key.setdefault(r.candidate.key(), r)
             # a run interrupted between storing a confirmation and telling its trial leaves a
             # whole-split score without its scaled-split one: such points are not reported
             confirmed = [f for key, f in full.items() if key in by_key]
