@@ -17,7 +17,10 @@ k-means, ``--seed``, and sizes: ``size_bytes`` is the model file's bytes, the co
 images; its first ``--dataset_scale`` fraction is the search images the exploration starts on)
 and on the holdout (5,000). The per-image correctness and top-1-changed-vs-fp32 vectors are
 saved as packed bits in ``OUT/NETWORK@SCALE+seedS.npz`` (``...+kK1-K2-...`` with another
-``--k-grid``); a rerun reads that map back.
+``--k-grid``); a rerun reads that map back. The map records what it was built from (network,
+scale, seed, k grid, the checkpoint's sha256, the model file's manifest coding and
+:data:`MAP_VERSION`); a map built from anything else is refused in one line naming the first
+difference (delete it to rebuild, or use another ``--out``).
 
 Printed: the frontier (the largest coded ratio passing the holdout target, 0.99 x fp32 there;
 the largest passing the whole-search-split target), how many search-passing candidates fail
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,10 +49,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cli_edge import one_line_errors  # noqa: E402
 from weightshare.dse import confidence  # noqa: E402
 from weightshare.dse.space import DEFAULT_K_GRID, parse_k_grid  # noqa: E402
 from weightshare.errors import UserError  # noqa: E402
 
+# Bump when build_map scores, sizes or stores candidates differently: older maps are refused.
+MAP_VERSION = 1
 ACCURACY_RATIO = 0.99  # the heavy target, as the exploration's default
 BANDS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, np.inf)  # search margin bands, in se
 
@@ -274,7 +281,7 @@ def build_map(
     labels = {s: np.asarray(evaluator.splits[s].labels, np.int64) for s in splits}
     first = len(evaluator.splits["search"])
     if not np.array_equal(labels["search_full"][:first], evaluator.splits["search"].labels):
-        sys.exit("the search images are not the whole search split's first ones")
+        raise UserError("the search images are not the whole search split's first ones")
     reference = {s: evaluator.reference(s) for s in splits}
     tap = LogitTap(evaluator.backend)
     evaluator.backend = tap
@@ -291,7 +298,9 @@ def build_map(
             if int(right.sum()) != result.correct or int(flip.sum()) != round(
                 result.flip * len(flip)
             ):
-                sys.exit(f"{cand.key()} on {s}: per-image figures disagree with the evaluator's")
+                raise UserError(
+                    f"{cand.key()} on {s}: per-image figures disagree with the evaluator's"
+                )
             rows[f"correct_{s}"].append(right)
             rows[f"flip_{s}"].append(flip)
         out["keys"].append(cand.key())
@@ -305,13 +314,56 @@ def build_map(
         **{k: pack(v[None])[0] for k, v in fp32.items()},
         "n": np.array([len(labels[s]) for s in splits]),
         "n_search": np.array(first),
+        "provenance": np.array(json.dumps(provenance(network, scale, seed, grid))),
     }
 
 
-def load_map(path: Path) -> dict[str, np.ndarray]:
-    """The saved map with its bit rows unpacked to bool (C, N)."""
+def provenance(
+    network: str, scale: float, seed: int, grid: Sequence[int] = DEFAULT_K_GRID
+) -> dict[str, object]:
+    """What a map is built from: the settings, the baseline checkpoint's sha256, the model
+    file's manifest coding (``size_bytes``) and :data:`MAP_VERSION`; JSON-ready."""
+    from weightshare.codecs.container import MANIFEST_CODINGS
+    from weightshare.modes.train import sha256
+    from weightshare.networks.checkpoints import BASELINE_DIR
+
+    return {
+        "map_version": MAP_VERSION,
+        "network": network,
+        "dataset_scale": float(scale),
+        "seed": int(seed),
+        "k_grid": [int(k) for k in grid],
+        "checkpoint_sha256": sha256(BASELINE_DIR / f"{network}.pt"),
+        "manifest_coding": max(MANIFEST_CODINGS),
+    }
+
+
+def check_provenance(path: Path, recorded: dict | None, expected: dict) -> None:
+    """UserError (one line, the first differing entry) unless the map at ``path`` was built
+    from ``expected`` (:func:`provenance`); ``recorded`` is None for a map without a record."""
+    advice = f": delete {path} to rebuild it, or use another --out"
+    if recorded is None:
+        raise UserError(f"{path} records no provenance (built before map version 1){advice}")
+    differ = [k for k in expected if recorded.get(k) != expected[k]]
+    if differ:
+        k = differ[0]
+        was = f"{k}={recorded[k]!r}" if k in recorded else f"{k} not set"
+        raise UserError(
+            f"{path} was built with {was} but this run has {k}={expected[k]!r}"
+            + (f" (and {len(differ) - 1} more differ)" if len(differ) > 1 else "")
+            + advice
+        )
+
+
+def load_map(path: Path, expected: dict | None = None) -> dict[str, np.ndarray]:
+    """The saved map with its bit rows unpacked to bool (C, N); with ``expected``
+    (:func:`provenance`), a map built from anything else is refused (:func:`check_provenance`).
+    """
     with np.load(path) as saved:
         data = dict(saved)
+    recorded = json.loads(str(data.pop("provenance"))) if "provenance" in data else None
+    if expected is not None:
+        check_provenance(path, recorded, expected)
     n = dict(zip(("search_full", "holdout"), data["n"].tolist(), strict=True))
     for s, size in n.items():
         for what in ("correct", "flip"):
@@ -588,10 +640,7 @@ def main() -> None:
     )
     parser.add_argument("--plot", type=Path, help="PNG of ratio vs search margin (default: none)")
     args = parser.parse_args()
-    try:
-        grid = parse_k_grid(args.k_grid)
-    except UserError as exc:
-        parser.error(str(exc))
+    grid = parse_k_grid(args.k_grid)
     tail = "" if grid == DEFAULT_K_GRID else "+k" + "-".join(map(str, grid))
 
     def loaded(seed: int) -> dict:
@@ -601,7 +650,7 @@ def main() -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(path, **data)
             print(f"wrote {path}", file=sys.stderr)
-        return load_map(path)
+        return load_map(path, provenance(args.network, args.dataset_scale, seed, grid))
 
     if args.seeds:
         summary({seed: Map(loaded(seed)) for seed in args.seeds}, args)
@@ -610,4 +659,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(one_line_errors(main))

@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.cli_edge import one_line_errors
 from weightshare.dse.correction import CLUSTERINGS, PerBitOptions
 from weightshare.dse.sensitivity import one_layer_candidates
 from weightshare.dse.space import DEFAULT_K_GRID, layer_grid, parse_k_grid
-from weightshare.errors import UserError
 from weightshare.modes.loading import EvaluatorFactory
 from weightshare.networks.checkpoints import BASELINE_DIR
 
@@ -48,10 +48,7 @@ def main() -> None:
     parser.add_argument("--k-grid", default=",".join(map(str, DEFAULT_K_GRID)))
     parser.add_argument("--clustering", choices=CLUSTERINGS, default="kmeans")
     args = parser.parse_args()
-    try:
-        grid = parse_k_grid(args.k_grid)
-    except UserError as exc:
-        parser.error(str(exc))
+    grid = parse_k_grid(args.k_grid)
     print("| network | layers x k | images | full pass s | prefix reuse s | ratio | same results |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for network in args.networks.split(","):
@@ -80,4 +77,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(one_line_errors(main))

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from bench import bench_exhaustive as ex
+from tests.conftest import ROOT, one_line_error
+from weightshare.errors import UserError
+
+# baselines/baselines.json
+LENET300_SHA256 = "3c1417c2531909a3031c1f825c08d9cb909ada1737b21cd6e6c0a1c92a54b0e5"
 
 
 def test_se_is_the_confidence_bound_per_candidate():
@@ -154,3 +162,83 @@ def test_build_map_matches_the_evaluator_on_a_one_k_grid():
     assert int(correct[3].sum()) == result.correct
     assert int(flips[3].sum()) == round(result.flip * 5000)
     assert data["size_bytes"][3] == result.file_bytes
+    assert json.loads(str(data["provenance"])) == ex.provenance(network, 0.1, 0, (2,))
+
+
+def test_provenance_names_what_the_map_is_built_from():
+    assert ex.provenance("lenet300_fashionmnist", 0.1, 3, (2, 4)) == {
+        "map_version": 1,
+        "network": "lenet300_fashionmnist",
+        "dataset_scale": 0.1,
+        "seed": 3,
+        "k_grid": [2, 4],
+        "checkpoint_sha256": LENET300_SHA256,
+        "manifest_coding": 2,
+    }
+
+
+def _tiny_map(path, record: dict | None) -> None:
+    """A 2-candidate map over 3 search / 2 holdout images, as build_map stores one."""
+    rows = {"search_full": [[1, 0, 1], [0, 0, 1]], "holdout": [[1, 1], [0, 1]]}
+    data = {"keys": np.array(["fp32", "fc3=2"]), "n": np.array([3, 2]), "n_search": np.array(1)}
+    for s, bits in rows.items():
+        data[f"correct_{s}"] = ex.pack(np.array(bits, bool))
+        data[f"flip_{s}"] = ex.pack(np.array(bits, bool) != np.array(bits[0], bool))
+        data[f"fp32_{s}"] = ex.pack(np.array(bits[:1], bool))[0]
+    if record is not None:
+        data["provenance"] = np.array(json.dumps(record))
+    np.savez_compressed(path, **data)
+
+
+def test_a_map_built_from_the_same_settings_loads(tmp_path):
+    expected = ex.provenance("lenet300_fashionmnist", 0.1, 0, (2,))
+    _tiny_map(tmp_path / "m.npz", expected)
+    data = ex.load_map(tmp_path / "m.npz", expected)
+    assert "provenance" not in data
+    assert data["correct_search_full"].tolist() == [[True, False, True], [False, False, True]]
+    assert data["flip_holdout"].tolist() == [[False, False], [True, False]]
+    assert data["fp32_holdout"].tolist() == [True, True]
+
+
+def test_a_map_built_from_other_settings_or_none_recorded_is_refused(tmp_path):
+    expected = ex.provenance("lenet300_fashionmnist", 0.1, 0, (2,))
+    path = tmp_path / "m.npz"
+    advice = f": delete {path} to rebuild it, or use another --out"
+    _tiny_map(path, {**expected, "seed": 1})
+    with pytest.raises(UserError) as err:
+        ex.load_map(path, expected)
+    assert str(err.value) == f"{path} was built with seed=1 but this run has seed=0{advice}"
+    _tiny_map(path, {**expected, "map_version": 0, "checkpoint_sha256": "00"})
+    with pytest.raises(UserError) as err:
+        ex.load_map(path, expected)
+    assert str(err.value) == (
+        f"{path} was built with map_version=0 but this run has map_version=1 (and 1 more "
+        f"differ){advice}"
+    )
+    _tiny_map(path, None)
+    with pytest.raises(UserError) as err:
+        ex.load_map(path, expected)
+    assert str(err.value) == f"{path} records no provenance (built before map version 1){advice}"
+
+
+def _bench(*flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "bench/bench_exhaustive.py", *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_script_refuses_a_stale_map_and_a_bad_grid_in_one_line(tmp_path):
+    expected = ex.provenance("lenet300_fashionmnist", 0.1, 0)
+    path = tmp_path / "lenet300_fashionmnist@0.1+seed0.npz"
+    _tiny_map(path, {**expected, "checkpoint_sha256": "00"})
+    assert one_line_error(_bench("--out", str(tmp_path))) == (
+        f"error: {path} was built with checkpoint_sha256='00' but this run has "
+        f"checkpoint_sha256={LENET300_SHA256!r}: delete {path} to rebuild it, or use another --out"
+    )
+    assert one_line_error(_bench("--k-grid", "2,x")) == (
+        "error: --k-grid must be comma-separated ints, e.g. 2,4,8,16; got '2,x'"
+    )
