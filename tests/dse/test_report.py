@@ -80,3 +80,13 @@ def test_results_json_numbers_are_those_of_trials_csv(written):
     header = lines[0].split(",")
     assert all(len(line.split(",")) == len(header) for line in lines)
     assert any(";" in line.split(",")[header.index("k")] for line in lines[1:])
+
+
+def test_csv_k_cells_are_the_candidates_csv_cells():
+    rows = [
+        {"trial": 1, "k_per_layer": {}},
+        {"trial": 2, "k_per_layer": {"fc1": 4, "conv1": 2}, "sparsity_per_layer": {"fc1": 0.5}},
+    ]
+    assert report._csv(rows).decode() == (
+        "trial,k,sparsity\r\n1,fp32,\r\n2,conv1=2;fc1=4,fc1=0.5\r\n"
+    )

@@ -26,6 +26,15 @@ def test_candidate_key_round_trips_and_drops_fp32_layers():
     assert Candidate(()).csv_cell() == "fp32"
 
 
+def test_parse_refuses_a_key_joined_by_both_separators():
+    with pytest.raises(UserError) as err:
+        Candidate.parse("conv1=4,fc1=16;fc2=8")
+    assert str(err.value) == (
+        "a candidate joins its layers with ',' (a key) or ';' (a CSV cell), not both; "
+        "got 'conv1=4,fc1=16;fc2=8'"
+    )
+
+
 def test_default_grid_is_powers_of_two_and_halfway_values():
     assert DEFAULT_K_GRID == (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
     assert k_grid(4, 32) == (4, 6, 8, 12, 16, 24, 32)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from weightshare.dse.driver import Driver, Outcome
-from weightshare.dse.space import FP32, parse_choice
+from weightshare.dse.space import FP32, Candidate, parse_choice
 from weightshare.dse.trials import Record
 from weightshare.outputs import write_files_atomic
 
@@ -181,14 +181,16 @@ def _trial_row(driver: Driver, outcome: Outcome, r: Record) -> dict:
 
 
 def _csv(rows: list[dict]) -> bytes:
-    """Rows as CSV bytes; a ``k_per_layer`` mapping becomes a ``k`` column ``name=k;name=k``
-    (and ``sparsity_per_layer`` a ``sparsity`` column ``name=s;name=s``)."""
+    """Rows as CSV bytes; a ``k_per_layer`` mapping becomes a ``k`` column
+    (:meth:`Candidate.csv_cell`: ``name=k;name=k``, ``fp32`` when empty) and
+    ``sparsity_per_layer`` a ``sparsity`` column ``name=s;name=s``."""
     flat = []
     for row in rows:
         row = dict(row)
-        for key, column in (("k_per_layer", "k"), ("sparsity_per_layer", "sparsity")):
-            if key in row:
-                row[column] = ";".join(f"{n}={v}" for n, v in row.pop(key).items())
+        if "k_per_layer" in row:
+            row["k"] = Candidate.of(row.pop("k_per_layer")).csv_cell()
+        if "sparsity_per_layer" in row:
+            row["sparsity"] = ";".join(f"{n}={s}" for n, s in row.pop("sparsity_per_layer").items())
         flat.append(row)
     fields = list(dict.fromkeys(key for row in flat for key in row)) or list(POINT_FIELDS)
     text = io.StringIO(newline="")

@@ -64,9 +64,18 @@ class Candidate:
     @staticmethod
     def parse(key: str) -> Candidate:
         """Inverse of :meth:`key`; also reads the ``k`` column of ``trials.csv``, whose pairs
-        are joined by ``;`` (:meth:`csv_cell`)."""
+        are joined by ``;`` (:meth:`csv_cell`).
+
+        Raises:
+            UserError: a key that joins its layers with both ``,`` and ``;``.
+        """
         if key == "fp32":
             return Candidate(())
+        if "," in key and ";" in key:
+            raise UserError(
+                "a candidate joins its layers with ',' (a key) or ';' (a CSV cell), not both; "
+                f"got {key!r}"
+            )
         pairs = (item.rsplit("=", 1) for item in re.split("[,;]", key))
         return Candidate.of(dict(pairs))  # each choice parsed and put in its one spelling
 
