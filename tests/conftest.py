@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import struct
@@ -59,6 +60,14 @@ def run_main(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def run_mode(mode: str, out: Path, *flags: str) -> dict:
+    """Run ``python main.py --mode MODE FLAGS --log_file OUT``, assert it exited 0, and return
+    the mode's report ``OUT/MODE.json`` (``prune.json``, ``deep_compression.json``, ...)."""
+    proc = run_main("--mode", mode, *flags, "--log_file", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads((out / f"{mode}.json").read_text())
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:

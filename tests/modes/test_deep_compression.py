@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import one_line_error, run_main
+from tests.conftest import one_line_error, run_main, run_mode
 from weightshare.codecs import decode_model, encode_model
 from weightshare.errors import UserError
 from weightshare.modes.deep_compression import load_into_state, parse_layer_bits, stored_precision
@@ -22,14 +22,12 @@ from weightshare.pruning.quantize import share_pruned
 @pytest.mark.slow
 def test_pipeline_writes_a_file_that_scores_what_it_reported(tmp_path):
     out = tmp_path / "dc"
-    proc = run_main(
-        "--mode", "deep_compression", "--network_dataset", "lenet5_fashionmnist",
+    doc = run_mode(
+        "deep_compression", out, "--network_dataset", "lenet5_fashionmnist",
         "--prune-steps", "2", "--prune-schedule", "geometric", "--retrain-epochs", "0",
-        "--final-epochs", "1", "--finetune-centroids", "1",
-        "--train-images", "512", "--threads", "1", "--log_file", str(out),
+        "--final-epochs", "1", "--finetune-centroids", "1", "--train-images", "512",
+        "--threads", "1",
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    doc = json.loads((out / "deep_compression.json").read_text())
     assert doc["settings"]["prune_schedule"] == "geometric"
     assert doc["settings"]["final_epochs"] == 1
     data = (out / "model.wsz").read_bytes()
@@ -142,14 +140,11 @@ def test_layer_bits_keys_are_checked_before_anything_loads(tmp_path):
 def test_layer_bits_of_an_unpruned_layer_set_its_shared_values(tmp_path):
     # fc3 is not pruned (--sparsity names fc1 only) yet shared: its --layer-bits is used
     out = tmp_path / "dc"
-    proc = run_main(
-        "--mode", "deep_compression", "--network_dataset", "lenet300_fashionmnist",
+    doc = run_mode(
+        "deep_compression", out, "--network_dataset", "lenet300_fashionmnist",
         "--sparsity", "fc1.weight=0.5", "--layer-bits", "fc3.weight=2", "--retrain-epochs", "0",
         "--finetune-centroids", "0", "--train-images", "128", "--threads", "1",
-        "--log_file", str(out),
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    doc = json.loads((out / "deep_compression.json").read_text())
     assert {r["layer"]: r["kept"] for r in doc["table"]["layers"]} == {
         "fc1.weight": 0.5,
         "fc2.weight": 1.0,

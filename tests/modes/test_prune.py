@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
-from tests.conftest import one_line_error, run_main
+from tests.conftest import one_line_error, run_main, run_mode
 
 
 @pytest.mark.slow
 def test_fpgm_checkpoint_is_smaller_and_other_modes_load_it(tmp_path):
     out = tmp_path / "p"
-    proc = run_main(
-        "--mode", "prune", "--method", "fpgm", "--network_dataset", "lenet5_fashionmnist",
-        "--prune-rate", "0.5", "--retrain-epochs", "1", "--train-images", "512",
-        "--threads", "1", "--log_file", str(out),
+    doc = run_mode(
+        "prune", out, "--method", "fpgm", "--network_dataset", "lenet5_fashionmnist",
+        "--prune-rate", "0.5", "--retrain-epochs", "1", "--train-images", "512", "--threads", "1",
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    doc = json.loads((out / "prune.json").read_text())
     assert doc["channels"] == {"conv1": 3, "conv2": 8}
     assert doc["accuracy_reloaded"] == doc["accuracy_after"]
     state = torch.load(out / "pruned.pt", weights_only=True)
@@ -35,14 +30,11 @@ def test_fpgm_checkpoint_is_smaller_and_other_modes_load_it(tmp_path):
 
 @pytest.mark.slow
 def test_fpgm_retrains_its_one_round_for_final_epochs(tmp_path):
-    out = tmp_path / "p"
-    proc = run_main(
-        "--mode", "prune", "--method", "fpgm", "--network_dataset", "lenet5_fashionmnist",
+    doc = run_mode(
+        "prune", tmp_path / "p", "--method", "fpgm", "--network_dataset", "lenet5_fashionmnist",
         "--prune-rate", "0.5", "--retrain-epochs", "3", "--final-epochs", "0",
-        "--train-images", "512", "--threads", "1", "--log_file", str(out),
+        "--train-images", "512", "--threads", "1",
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    doc = json.loads((out / "prune.json").read_text())
     assert doc["accuracy_after"] == doc["accuracy_pruned"]  # no epoch: the pruned weights
     assert doc["accuracy_after"] != doc["accuracy_before"]
 
@@ -50,18 +42,15 @@ def test_fpgm_retrains_its_one_round_for_final_epochs(tmp_path):
 @pytest.mark.slow
 def test_magnitude_checkpoint_has_the_requested_zeros_and_no_masks(tmp_path):
     out = tmp_path / "m"
-    proc = run_main(
-        "--mode", "prune", "--network_dataset", "lenet300_fashionmnist",
+    doc = run_mode(
+        "prune", out, "--network_dataset", "lenet300_fashionmnist",
         "--sparsity", "fc1.weight=0.95,fc2.weight=0.9", "--prune-steps", "2",
         "--retrain-epochs", "1", "--train-images", "512", "--threads", "1",
-        "--log_file", str(out),
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
     state = torch.load(out / "pruned.pt", weights_only=True)
     assert set(state) == {f"fc{i}.{p}" for i in (1, 2, 3) for p in ("weight", "bias")}
     assert int((state["fc1.weight"] == 0).sum()) == round(0.95 * 235200)
     assert int((state["fc2.weight"] == 0).sum()) == 0.9 * 30000
-    doc = json.loads((out / "prune.json").read_text())
     assert doc["weights_kept"] == 235200 - round(0.95 * 235200) + 3000 + 1000
     assert len(doc["rounds"]) == 2
     assert doc["accuracy_reloaded"] == doc["accuracy_after"]
@@ -69,15 +58,11 @@ def test_magnitude_checkpoint_has_the_requested_zeros_and_no_masks(tmp_path):
 
 @pytest.mark.slow
 def test_geometric_rounds_and_final_epochs(tmp_path):
-    out = tmp_path / "g"
-    proc = run_main(
-        "--mode", "prune", "--network_dataset", "lenet300_fashionmnist",
+    doc = run_mode(
+        "prune", tmp_path / "g", "--network_dataset", "lenet300_fashionmnist",
         "--sparsity", "fc1.weight=0.96", "--prune-steps", "2", "--prune-schedule", "geometric",
-        "--retrain-epochs", "1", "--final-epochs", "0", "--train-images", "512",
-        "--threads", "1", "--log_file", str(out),
+        "--retrain-epochs", "1", "--final-epochs", "0", "--train-images", "512", "--threads", "1",
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    doc = json.loads((out / "prune.json").read_text())
     first, last = doc["rounds"]
     # kept 0.04 ** (1/2) = 0.2, then 0.04 (float32 means: 1e-7 is far below 1 / 235200)
     assert first["kept"]["fc1.weight"] == pytest.approx(0.2, abs=1e-7)
