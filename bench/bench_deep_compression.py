@@ -35,15 +35,17 @@ MAX_DROP_POINTS = 0.5  # issue 11: within 0.5 holdout points of the baseline
 # The settings documented in docs/benchmarks.md (chosen on the search split).
 SETTINGS = {
     "lenet300_fashionmnist": [
-        "--sparsity", "fc1.weight=0.9,fc2.weight=0.9,fc3.weight=0.7", "--prune-steps", "5",
-        "--retrain-epochs", "6", "--retrain-lr", "0.02", "--distill", "0.9",
-        "--finetune-centroids", "3", "--centroid-lr", "0.002", "--fc-bits", "4",
-        "--layer-bits", "fc1.weight=3", "--codebook-dtype", "fp16", "--bias-dtype", "fp16",
+        "--sparsity", "fc1.weight=0.915,fc2.weight=0.9,fc3.weight=0.7", "--prune-steps", "5",
+        "--prune-schedule", "geometric", "--retrain-epochs", "6", "--final-epochs", "12",
+        "--retrain-lr", "0.04", "--distill", "0.9", "--finetune-centroids", "3",
+        "--centroid-lr", "0.002", "--fc-bits", "4", "--codebook-dtype", "fp16",
+        "--bias-dtype", "fp16",
     ],
     "lenet5_fashionmnist": [
         "--sparsity",
-        "conv1.weight=0.34,conv2.weight=0.85,fc1.weight=0.935,fc2.weight=0.925,fc3.weight=0.8",
-        "--prune-steps", "5", "--retrain-epochs", "10", "--retrain-lr", "0.02", "--distill", "0.9",
+        "conv1.weight=0,conv2.weight=0.72,fc1.weight=0.935,fc2.weight=0.925,fc3.weight=0.8",
+        "--prune-steps", "5", "--prune-schedule", "geometric", "--retrain-epochs", "6",
+        "--final-epochs", "12", "--retrain-lr", "0.04", "--distill", "0.9",
         "--finetune-centroids", "3", "--centroid-lr", "0.002", "--fc-bits", "4",
         "--conv-bits", "4", "--codebook-dtype", "fp16", "--bias-dtype", "fp16",
     ],
