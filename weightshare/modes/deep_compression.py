@@ -165,7 +165,7 @@ def run(config: DeepCompressionConfig) -> dict:
             prunable(model)[key].copy_(torch.from_numpy(sp.dequantize()))
     acc["shared"] = scores(model)
     centroid_recipe = TrainRecipe(
-        epochs=config.finetune_centroids, lr=config.centroid_lr, weight_decay=0.0, seed=0
+        epochs=config.finetune_centroids, lr=config.centroid_lr, weight_decay=0.0, seed=config.seed
     )
     sparse = finetune_centroids(
         model, sparse, x, y, centroid_recipe, progress=True, loss=setup.loss
@@ -207,6 +207,7 @@ def run(config: DeepCompressionConfig) -> dict:
             "codebook_dtype": config.codebook_dtype,
             "bias_dtype": config.bias_dtype,
             "threads": config.threads,
+            "seed": config.seed,
         },
         "table": table,
         "accuracy": acc,

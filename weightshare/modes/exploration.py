@@ -146,7 +146,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="name of the study in --storage (default: weightshare); one server holds many",
     )
     g.add_argument(
-        "--seed", type=int, default=0, help="seed of the samplers and k-means (default 0)"
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the samplers and k-means; prune / deep_compression: of the retraining "
+        "and the centroid fine-tuning (default 0)",
     )
 
 

@@ -39,7 +39,9 @@ class RetrainChoice:
             (None: all 60k).
         checkpoint, cache_dir, data_dir: where the trained weights and the images are.
         threads: torch threads, >= 1.
-        seed: seeds the retraining's shuffling.
+        seed: seeds the retraining (shuffling, augmentation; a nonzero seed also seeds
+            torch's global generator: dropout) and the centroid fine-tuning (``--seed``;
+            0, the default: the runs recorded before the flag, bit for bit).
     """
 
     mode: ClassVar[str] = ""  # the --mode name, for messages
@@ -75,6 +77,7 @@ class RetrainChoice:
         check_float("--distill", self.distill, 0, 1)
         check_float("--distill-temperature", self.distill_temperature, 0, 100, low_open=True)
         check_int("--threads", self.threads, 1)
+        check_int("--seed", self.seed, 0)
         if self.log_file is None:
             raise UserError(f"--mode {self.mode} needs --log_file DIR for its outputs")
         spec = get_network(self.network)
@@ -108,6 +111,7 @@ def retrain_flags(args, default_out: str) -> dict:
         "cache_dir": args.cache_dir,
         "data_dir": args.data_dir,
         "threads": args.threads,
+        "seed": args.seed,
     }
 
 
@@ -207,6 +211,8 @@ def load_for_retraining(config: RetrainChoice) -> RetrainSetup:
     if path is None:
         raise UserError(f"no trained weights for {spec.name}: run --mode train or --checkpoint")
     model = load_into(spec.build(), path)
+    if config.seed != 0:  # dropout draws from the global generator; 0 keeps its recorded state
+        torch.manual_seed(config.seed)
     train = load_split("train", config.data_dir)
     n_train = len(train.labels) if config.train_images is None else config.train_images
     evals = {
