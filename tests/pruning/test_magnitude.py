@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -108,6 +110,29 @@ def test_iterative_schedule_reaches_the_final_sparsity(small_search):
     )
     assert seen == [(1, 0.5), (2, 0.25)]
     assert kept_fraction(masks)["fc1.weight"] == 0.25
+
+
+def test_iterative_schedule_hooks_and_last_recipe(small_search):
+    # after_prune sees the masked weights before retraining; last_recipe (0 epochs) leaves the
+    # last step's pruned weights as they are, while step 1 (1 epoch) changes them
+    model = _model()
+    x = torch.from_numpy(small_search.images[:128]).float().unsqueeze(1) / 255.0
+    y = torch.from_numpy(small_search.labels[:128])
+    recipe = TrainRecipe(epochs=1, batch_size=64, lr=0.01, seed=0)
+    before, after = {}, {}
+    iterative_prune(
+        model,
+        x,
+        y,
+        recipe,
+        quality_steps=(0.5, 0.5),
+        last_recipe=dataclasses.replace(recipe, epochs=0),
+        after_prune=lambda i, m: before.update({i: model.fc2.weight.detach().clone()}),
+        on_step=lambda i, m: after.update({i: model.fc2.weight.detach().clone()}),
+    )
+    assert not torch.equal(before[1], after[1])
+    assert torch.equal(before[2], after[2])
+    assert int((before[2] == 0).sum()) > int((before[1] == 0).sum()) > 0
 
 
 def test_sparsity_mask_removes_the_smallest_magnitudes_ties_by_position():

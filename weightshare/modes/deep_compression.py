@@ -129,9 +129,9 @@ def run(config: DeepCompressionConfig) -> dict:
     from weightshare.codecs import decode_model, encode_model, original_bytes
     from weightshare.networks.checkpoints import model_state
     from weightshare.networks.registry import TrainRecipe
-    from weightshare.pruning.magnitude import magnitude_masks, prunable
+    from weightshare.pruning.magnitude import prunable
     from weightshare.pruning.quantize import finetune_centroids, share_pruned
-    from weightshare.pruning.retrain import retrain
+    from weightshare.pruning.retrain import iterative_prune
     from weightshare.pruning.schedule import round_targets
     from weightshare.pruning.stages import stage_table
 
@@ -141,21 +141,19 @@ def run(config: DeepCompressionConfig) -> dict:
     n, recipe, scores = setup.n_train, setup.recipe, setup.scores
     dense_bytes = original_bytes(model_state(model))
     acc = {"baseline": scores(model)}
-    masks = None
-    targets = round_targets(config.sparsity, config.steps, config.prune_schedule)
-    for i, target in enumerate(targets, 1):
-        masks = magnitude_masks(model, sparsity=target, masks=masks)
-        retrain(
-            model,
-            masks,
-            x,
-            y,
-            round_recipe(config, recipe, i),
-            progress=True,
-            desc=f"prune round {i}",
-            loss=setup.loss,
-        )
-        print(f"prune round {i}/{config.steps}: search {_pct(scores(model)['search'])} %")
+    masks = iterative_prune(
+        model,
+        x,
+        y,
+        recipe,
+        sparsity_steps=round_targets(config.sparsity, config.steps, config.prune_schedule),
+        last_recipe=round_recipe(config, recipe, config.steps),
+        on_step=lambda i, _: print(
+            f"prune round {i}/{config.steps}: search {_pct(scores(model)['search'])} %"
+        ),
+        progress=True,
+        loss=setup.loss,
+    )
     acc["pruned_retrained"] = scores(model)
     weights = {key: w.detach().numpy().copy() for key, w in prunable(model).items()}
     k = {key: 2 ** layer_bits(config, key, weights[key].ndim) for key in masks}

@@ -109,8 +109,8 @@ def run(config: PruneConfig) -> dict:
     from weightshare.networks.checkpoints import load_into, save_state_dict
     from weightshare.networks.shrink import chains_for, channel_counts, write_architecture
     from weightshare.pruning.fpgm import fpgm_prune
-    from weightshare.pruning.magnitude import kept_fraction, magnitude_masks, prunable
-    from weightshare.pruning.retrain import retrain
+    from weightshare.pruning.magnitude import kept_fraction, prunable
+    from weightshare.pruning.retrain import iterative_prune, retrain
     from weightshare.pruning.schedule import round_targets
 
     check_layer_keys(config, {"--sparsity": config.sparsity})
@@ -134,42 +134,38 @@ def run(config: PruneConfig) -> dict:
     }
     doc["settings"] = json.loads(json.dumps(doc["settings"], default=str))
     if config.method == "magnitude":
-        masks = None
         rounds = []
-        targets = None
-        if config.quality is None:
-            targets = round_targets(config.sparsity, config.steps, config.prune_schedule)
-        for i in range(1, config.steps + 1):
-            if targets is None:
-                masks = magnitude_masks(model, quality=config.quality, masks=masks)
-            else:
-                masks = magnitude_masks(model, sparsity=targets[i - 1], masks=masks)
-            pruned_acc = scores_after_mask(model, masks, scores)
-            retrain(
-                model,
-                masks,
-                x,
-                y,
-                round_recipe(config, recipe, i),
-                progress=True,
-                desc=f"round {i}",
-                loss=setup.loss,
-            )
-            rounds.append(
-                {
-                    "round": i,
-                    "kept": kept_fraction(masks),
-                    "accuracy_pruned": pruned_acc,
-                    "accuracy_retrained": scores(),
-                }
-            )
+
+        def pruned(i: int, masks: dict) -> None:
+            rounds.append({"round": i, "kept": kept_fraction(masks), "accuracy_pruned": scores()})
+
+        def retrained(i: int, masks: dict) -> None:
+            rounds[-1]["accuracy_retrained"] = scores()
             kept = sum(int(m.sum()) for m in masks.values())
             total = sum(m.numel() for m in masks.values())
             print(
                 f"round {i}/{config.steps}: kept {100 * kept / total:.2f} % of the weights; "
-                f"search {100 * pruned_acc['search']:.2f} % pruned -> "
+                f"search {100 * rounds[-1]['accuracy_pruned']['search']:.2f} % pruned -> "
                 f"{100 * rounds[-1]['accuracy_retrained']['search']:.2f} % retrained"
             )
+
+        if config.quality is None:
+            targets = round_targets(config.sparsity, config.steps, config.prune_schedule)
+            steps = {"sparsity_steps": targets}
+        else:
+            steps = {"quality_steps": [config.quality] * config.steps}
+        masks = iterative_prune(
+            model,
+            x,
+            y,
+            recipe,
+            **steps,
+            last_recipe=round_recipe(config, recipe, config.steps),
+            after_prune=pruned,
+            on_step=retrained,
+            progress=True,
+            loss=setup.loss,
+        )
         doc["rounds"] = rounds
         doc["kept"] = kept_fraction(masks)
         doc["weights_kept"] = sum(int(m.sum()) for m in masks.values())
@@ -206,14 +202,6 @@ def run(config: PruneConfig) -> dict:
     )
     print(f"wrote {config.out_file} and {config.log_file / 'prune.json'}")
     return doc
-
-
-def scores_after_mask(model, masks, scores) -> dict[str, float]:
-    """Accuracies right after applying ``masks`` (before retraining)."""
-    from weightshare.pruning.magnitude import apply_masks
-
-    apply_masks(model, masks)
-    return scores()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
