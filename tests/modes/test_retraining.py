@@ -1,6 +1,10 @@
-"""--seed of --mode prune and --mode deep_compression: the default reproduces the runs recorded
-before the flag (pinned bytes and accuracies), another seed gives another model, the same seed
-the same bytes."""
+"""--seed of --mode prune and --mode deep_compression: the default is seed 0, another seed gives
+another model, the same seed the same bytes.
+
+When the flag was added (eb066b0) the default's files equalled those main wrote before it, bit
+for bit (SHORT + --finetune-centroids 1: model.wsz sha256 b7356f63...; prune accuracies 4131 /
+4063 of 5,000). They are not pinned here: retrained bytes depend on the CPU's float kernels,
+and a test must not fail on another machine with nothing changed."""
 
 from __future__ import annotations
 
@@ -16,9 +20,6 @@ SHORT = (
     "--network_dataset", "lenet300_fashionmnist", "--sparsity", "fc1.weight=0.9,fc2.weight=0.8",
     "--prune-steps", "2", "--retrain-epochs", "1", "--train-images", "512", "--threads", "1",
 )  # fmt: skip
-# Written by main at 715dce0 (before --seed) with SHORT + --finetune-centroids 1.
-PINNED_DC_SHA256 = "b7356f63da5c86619a31596f4837e4259bb757a8c0e68e30b1fbb60177114a22"
-PINNED_PRUNE_ACCURACY = {"search": 0.8262, "holdout": 0.8126}  # 4131 / 5000, 4063 / 5000
 
 
 def _sha256(path) -> str:
@@ -35,7 +36,9 @@ def test_deep_compression_seed(tmp_path):
     dc = ("deep_compression", *SHORT, "--finetune-centroids", "1")
     default = run_mode(dc[0], tmp_path / "d", *dc[1:])
     assert default["settings"]["seed"] == 0
-    assert _sha256(tmp_path / "d" / "model.wsz") == PINNED_DC_SHA256
+    zero = run_mode(dc[0], tmp_path / "s0", *dc[1:], "--seed", "0")
+    assert _sha256(tmp_path / "d" / "model.wsz") == _sha256(tmp_path / "s0" / "model.wsz")
+    assert zero["accuracy"] == default["accuracy"]
     one = run_mode(dc[0], tmp_path / "s1", *dc[1:], "--seed", "1")
     again = run_mode(dc[0], tmp_path / "s1b", *dc[1:], "--seed", "1")
     assert one["settings"]["seed"] == 1
@@ -43,14 +46,18 @@ def test_deep_compression_seed(tmp_path):
         tmp_path / "s1b" / "model.wsz"
     ).read_bytes()
     assert one["accuracy"] == again["accuracy"]
-    assert _sha256(tmp_path / "s1" / "model.wsz") != PINNED_DC_SHA256
+    assert _sha256(tmp_path / "s1" / "model.wsz") != _sha256(tmp_path / "d" / "model.wsz")
     assert one["accuracy"]["decoded_file"] != default["accuracy"]["decoded_file"]
 
 
 @pytest.mark.slow
 def test_prune_seed(tmp_path):
     default = run_mode("prune", tmp_path / "d", *SHORT)
-    assert default["accuracy_after"] == PINNED_PRUNE_ACCURACY
+    zero = run_mode("prune", tmp_path / "s0", *SHORT, "--seed", "0")
+    assert zero["accuracy_after"] == default["accuracy_after"]
+    assert _tensor_bytes(tmp_path / "s0" / "pruned.pt") == _tensor_bytes(
+        tmp_path / "d" / "pruned.pt"
+    )
     one = run_mode("prune", tmp_path / "s1", *SHORT, "--seed", "1")
     again = run_mode("prune", tmp_path / "s1b", *SHORT, "--seed", "1")
     assert one["settings"]["seed"] == 1 and default["settings"]["seed"] == 0
