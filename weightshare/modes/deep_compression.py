@@ -18,9 +18,9 @@ from weightshare.modes.retraining import (
     RetrainChoice,
     check_before_work,
     check_layer_keys,
+    last_round_recipe,
     load_for_retraining,
     retrain_flags,
-    round_recipe,
 )
 from weightshare.outputs import write_bytes_atomic, write_text_atomic
 from weightshare.validation import check_choice, check_float, check_int, parse_key_values
@@ -147,7 +147,7 @@ def run(config: DeepCompressionConfig) -> dict:
         y,
         recipe,
         sparsity_steps=round_targets(config.sparsity, config.steps, config.prune_schedule),
-        last_recipe=round_recipe(config, recipe, config.steps),
+        last_recipe=last_round_recipe(config, recipe),
         on_step=lambda i, _: print(
             f"prune round {i}/{config.steps}: search {_pct(scores(model)['search'])} %"
         ),

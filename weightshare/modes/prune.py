@@ -17,9 +17,9 @@ from weightshare.modes.retraining import (
     RetrainChoice,
     check_before_work,
     check_layer_keys,
+    last_round_recipe,
     load_for_retraining,
     retrain_flags,
-    round_recipe,
 )
 from weightshare.outputs import write_text_atomic
 from weightshare.pruning.schedule import SCHEDULES
@@ -160,7 +160,7 @@ def run(config: PruneConfig) -> dict:
             y,
             recipe,
             **steps,
-            last_recipe=round_recipe(config, recipe, config.steps),
+            last_recipe=last_round_recipe(config, recipe),
             after_prune=pruned,
             on_step=retrained,
             progress=True,
@@ -174,7 +174,7 @@ def run(config: PruneConfig) -> dict:
     else:
         model, _ = fpgm_prune(model, spec.name, config.rate)
         doc["accuracy_pruned"] = scores()
-        fpgm_recipe = round_recipe(config, recipe, config.steps)  # its one round is the last
+        fpgm_recipe = last_round_recipe(config, recipe)  # its one round is the last
         retrain(model, {}, x, y, fpgm_recipe, progress=True, desc="fpgm retrain", loss=setup.loss)
         doc["channels"] = channel_counts(model, chains_for(spec.name))
     doc["parameters_after"] = n_params()

@@ -115,12 +115,12 @@ def retrain_flags(args, default_out: str) -> dict:
     }
 
 
-def round_recipe(config: RetrainChoice, recipe, i: int):
-    """The fine-tuning recipe of prune round ``i`` (1-based): ``recipe`` itself, or with
-    ``config.final_epochs`` epochs in the last round."""
+def last_round_recipe(config: RetrainChoice, recipe):
+    """The fine-tuning recipe of the last prune round: ``recipe`` with ``config.final_epochs``
+    epochs (``--final-epochs``), or ``recipe`` itself when that is None."""
     import dataclasses
 
-    if i == config.steps and config.final_epochs is not None:
+    if config.final_epochs is not None:
         return dataclasses.replace(recipe, epochs=config.final_epochs)
     return recipe
 
