@@ -51,7 +51,7 @@ def test_fp16_storage_and_per_layer_bits_are_what_the_file_holds(tmp_path):
         "--prune-steps", "1", "--retrain-epochs", "1", "--finetune-centroids", "1",
         "--train-images", "512", "--threads", "1", "--log_file", str(out),
         "--fc-bits", "4", "--layer-bits", "fc1.weight=3,conv1.weight=2",
-        "--codebook-dtype", "fp16", "--bias-dtype", "fp16",
+        "--codebook-dtype", "fp16", "--bias-dtype", "fp16", "--qat-epochs", "1",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads((out / "deep_compression.json").read_text())
@@ -68,6 +68,11 @@ def test_fp16_storage_and_per_layer_bits_are_what_the_file_holds(tmp_path):
         else:
             assert entry.params["codebook_dtype"] == "fp16"
     assert doc["settings"]["layer_bits"] == {"fc1.weight": 3, "conv1.weight": 2}
+    assert doc["settings"]["qat_epochs"] == 1 and doc["settings"]["qat_lr"] == 0.01
+    assert list(doc["accuracy"]) == [
+        "baseline", "pruned_retrained", "shared", "quantization_aware", "shared_finetuned",
+        "decoded_file",
+    ]  # fmt: skip
 
 
 def test_stored_precision_rounds_the_model_to_the_file_bit_for_bit(small_search):
@@ -164,6 +169,8 @@ def test_layer_bits_of_an_unpruned_layer_set_its_shared_values(tmp_path):
         (["--layer-bits", "fc1.weight=3,fc1.weight=4"], "--layer-bits names 'fc1.weight' twice"),
         (["--coder", "fixed"], "--coder must be an entropy coder"),
         (["--fc-bits", "0"], "--fc-bits must be"),
+        (["--qat-epochs", "-1"], "--qat-epochs must be"),
+        (["--qat-lr", "0"], "--qat-lr must be"),
         (["--network_dataset", "resnet20_fashionmnist"], "--sparsity is needed for"),
         (["--sparsity", ""], "--sparsity must be a float in [0, 1) or KEY=F,KEY=F"),
         (

@@ -49,6 +49,10 @@ class DeepCompressionConfig(RetrainChoice):
         layer_bits: weight key -> B, overriding ``bits`` for the layers it names (each a conv
             or linear weight of the network, pruned or not, checked before anything loads:
             :func:`~weightshare.modes.retraining.check_layer_keys`; B in [1, 16]).
+        qat_epochs: epochs of quantization-aware retraining of the surviving weights through
+            their shared values (``pruning/quantize.quantization_aware_retrain``) between
+            the clustering and the centroid fine-tuning, in [0, 1000]; 0 skips it.
+        qat_lr: its peak learning rate, in (0, 10].
         finetune_centroids: centroid fine-tuning epochs, in [0, 1000].
         centroid_lr: their learning rate, in (0, 1].
         coder: ``ans`` or ``huffman`` (an entropy coder: the paper's P+Q+H).
@@ -62,6 +66,8 @@ class DeepCompressionConfig(RetrainChoice):
     sparsity: float | dict[str, float] | None = None
     bits: dict[str, int] = field(default_factory=lambda: {"conv": 8, "fc": 5})
     layer_bits: dict[str, int] = field(default_factory=dict)
+    qat_epochs: int = 0
+    qat_lr: float = 0.01
     finetune_centroids: int = 2
     centroid_lr: float = 1e-3
     coder: str = "ans"
@@ -78,6 +84,8 @@ class DeepCompressionConfig(RetrainChoice):
                 f"{', '.join(DEFAULT_SPARSITY)})"
             )
         check_sparsity(self.sparsity)
+        check_int("--qat-epochs", self.qat_epochs, 0, 1000)
+        check_float("--qat-lr", self.qat_lr, 0, 10, low_open=True)
         check_int("--finetune-centroids", self.finetune_centroids, 0, 1000)
         check_int("--conv-bits", self.bits.get("conv"), 1, 16)
         check_int("--fc-bits", self.bits.get("fc"), 1, 16)
@@ -123,6 +131,8 @@ def print_table(doc: dict) -> None:
 
 def run(config: DeepCompressionConfig) -> dict:
     """The pipeline; returns (and writes) the ``deep_compression.json`` document."""
+    import dataclasses
+
     import numpy as np
     import torch
 
@@ -130,7 +140,11 @@ def run(config: DeepCompressionConfig) -> dict:
     from weightshare.networks.checkpoints import model_state
     from weightshare.networks.registry import TrainRecipe
     from weightshare.pruning.magnitude import prunable
-    from weightshare.pruning.quantize import finetune_centroids, share_pruned
+    from weightshare.pruning.quantize import (
+        finetune_centroids,
+        quantization_aware_retrain,
+        share_pruned,
+    )
     from weightshare.pruning.retrain import iterative_prune
     from weightshare.pruning.schedule import round_targets
     from weightshare.pruning.stages import stage_table
@@ -162,6 +176,12 @@ def run(config: DeepCompressionConfig) -> dict:
         for key, sp in sparse.items():
             prunable(model)[key].copy_(torch.from_numpy(sp.dequantize()))
     acc["shared"] = scores(model)
+    if config.qat_epochs > 0:
+        qat_recipe = dataclasses.replace(recipe, epochs=config.qat_epochs, lr=config.qat_lr)
+        sparse = quantization_aware_retrain(
+            model, sparse, x, y, qat_recipe, progress=True, loss=setup.loss
+        )
+        acc["quantization_aware"] = scores(model)
     centroid_recipe = TrainRecipe(
         epochs=config.finetune_centroids, lr=config.centroid_lr, weight_decay=0.0, seed=config.seed
     )
@@ -199,6 +219,8 @@ def run(config: DeepCompressionConfig) -> dict:
             "train_images": n,
             "bits": config.bits,
             "layer_bits": config.layer_bits,
+            "qat_epochs": config.qat_epochs,
+            "qat_lr": config.qat_lr,
             "finetune_centroids": config.finetune_centroids,
             "centroid_lr": config.centroid_lr,
             "coder": config.coder,
@@ -302,6 +324,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``deep_compression`` flags (the pruning ones come from ``--mode prune``)."""
     group = parser.add_argument_group("deep_compression")
     group.add_argument(
+        "--qat-epochs",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="epochs of quantization-aware retraining after the clustering: the surviving "
+        "weights train with the network computing through their nearest shared value "
+        "(straight-through gradient), each codebook following its weights (default 0: skip)",
+    )
+    group.add_argument(
+        "--qat-lr",
+        type=float,
+        default=0.01,
+        metavar="LR",
+        help="peak lr of the quantization-aware retraining (default 0.01)",
+    )
+    group.add_argument(
         "--finetune-centroids",
         type=int,
         default=1,
@@ -376,6 +414,8 @@ def main(args: argparse.Namespace) -> int:
     config = DeepCompressionConfig(
         sparsity=None if text is None else parse_sparsity(text),
         bits={"conv": args.conv_bits, "fc": args.fc_bits},
+        qat_epochs=args.qat_epochs,
+        qat_lr=args.qat_lr,
         finetune_centroids=args.finetune_centroids,
         centroid_lr=args.centroid_lr,
         coder=args.coder,

@@ -6,6 +6,9 @@ initialisation, the paper's best) into a :class:`~weightshare.codecs.sparse.Spar
 ``W = scatter(positions, C[indices])`` (zeros elsewhere), so autograd gives every centroid the
 sum of the gradients of the weights that share it (the paper's eq. 3), with indices and masks
 fixed; biases and BatchNorm parameters train as usual.
+:func:`quantization_aware_retrain` (optional, before the fine-tuning) retrains the surviving
+weights themselves with the forward pass through their shared values, so that the network
+learns to live with them (the straight-through estimator; indices free to change).
 """
 
 from __future__ import annotations
@@ -113,6 +116,114 @@ def finetune_centroids(
         module.weight.requires_grad_(True)
         sp = sparse[key]
         shared = _sorted(codebook, sp.shared.indices, survivors[key], sp.shared.k, "finetuned")
+        out[key] = SparseShared(sp.mask, shared)
+        with torch.no_grad():
+            module.weight.copy_(torch.from_numpy(out[key].dequantize()))
+    return out
+
+
+def quantization_aware_retrain(
+    model,
+    sparse: Mapping[str, SparseShared],
+    x,
+    y,
+    recipe: TrainRecipe,
+    *,
+    progress: bool = False,
+    loss=None,
+) -> dict[str, SparseShared]:
+    """Retrain the surviving weights with the network computing through their shared values.
+
+    Every layer in ``sparse`` computes with ``W_q = mask * C[nearest(W)]``: the loss sees the
+    shared values, and the gradient of ``W_q`` passes to the float weights ``W`` unchanged (the
+    straight-through estimator, Bengio, Leonard, Courville 2013). After every optimizer step
+    the removed weights are set back to 0 and each codebook takes one Lloyd step over the
+    survivors (each shared value becomes the mean of the weights nearest it; a value no weight
+    is nearest keeps its place), so the codebook follows the weights. Unlike
+    :func:`finetune_centroids` a weight may move to another shared value (it crosses a
+    midpoint); masks stay fixed. Biases and BatchNorm parameters train as usual.
+
+    Args:
+        model: the pruned PyTorch module (removed weights 0).
+        sparse: weight key (``<module>.weight``) -> :class:`SparseShared`: the masks and the
+            starting codebooks (:func:`share_pruned` of the model's weights).
+        x: float32 (N, C, S, S) images; y: int64 (N,) labels.
+        recipe: epochs, batch, peak lr, weight decay (on the float weights), augmentation;
+            ``recipe.seed`` seeds the shuffling.
+        loss: the batch loss (``fit``'s ``loss``); None: cross-entropy.
+
+    Returns:
+        weight key -> :class:`SparseShared` with the same masks: the last codebook (ascending)
+        and each survivor's nearest value in it (``inertia`` against the float weights at the
+        end). ``model`` holds exactly these values afterwards, as plain parameters.
+    """
+    import torch
+    from torch import nn
+    from torch.nn.utils import parametrize
+
+    from weightshare.networks.training import fit
+
+    class _Nearest(nn.Module):
+        def __init__(self, sp: SparseShared) -> None:
+            super().__init__()
+            self.register_buffer("mask", torch.from_numpy(sp.mask.copy()))
+            self.register_buffer("codebook", torch.from_numpy(sp.shared.codebook[0].copy()))
+
+        def nearest(self, w: torch.Tensor) -> torch.Tensor:
+            """Index of the nearest shared value of each weight (ties: the lower value)."""
+            return torch.bucketize(w, (self.codebook[1:] + self.codebook[:-1]) / 2)
+
+        def forward(self, w: torch.Tensor) -> torch.Tensor:
+            shared = torch.where(self.mask, self.codebook[self.nearest(w)], 0.0)
+            return w + (shared - w).detach()
+
+        @torch.no_grad()
+        def follow(self, w: torch.Tensor) -> None:
+            """Zero the removed weights of ``w`` (in place); one Lloyd step of the codebook."""
+            w.mul_(self.mask)
+            survivors = w[self.mask]
+            idx = self.nearest(survivors)
+            k = len(self.codebook)
+            sums = torch.zeros(k, dtype=w.dtype).index_add_(0, idx, survivors)
+            counts = torch.zeros(k, dtype=w.dtype).index_add_(0, idx, torch.ones_like(survivors))
+            means = torch.where(counts > 0, sums / counts.clamp(min=1), self.codebook)
+            self.codebook.copy_(torch.sort(means).values)
+
+    modules = {}
+    for key, sp in sparse.items():
+        module = model.get_submodule(key.rsplit(".", 1)[0])
+        parametrize.register_parametrization(module, "weight", _Nearest(sp))
+        modules[key] = module
+
+    def after_step() -> None:
+        for module in modules.values():
+            weights = module.parametrizations.weight
+            weights[0].follow(weights.original)
+
+    generator = torch.Generator().manual_seed(recipe.seed)
+    if recipe.epochs > 0:
+        fit(
+            model,
+            x,
+            y,
+            recipe,
+            generator,
+            after_step=after_step,
+            desc="quantization-aware",
+            progress=progress,
+            loss=loss,
+        )
+    out = {}
+    for key, module in modules.items():
+        quantizer = module.parametrizations.weight[0]
+        latent = module.parametrizations.weight.original.detach()
+        survivors = latent[quantizer.mask]
+        indices = quantizer.nearest(survivors).numpy()
+        codebook = quantizer.codebook.numpy().copy()
+        parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
+        sp = sparse[key]
+        dtype = sp.shared.indices.dtype
+        shared = _sorted(codebook, indices.astype(dtype), survivors.numpy(), sp.shared.k, "qat")
         out[key] = SparseShared(sp.mask, shared)
         with torch.no_grad():
             module.weight.copy_(torch.from_numpy(out[key].dequantize()))
