@@ -10,9 +10,9 @@ from weightshare.codecs import decode_model, encode_model
 from weightshare.networks.checkpoints import BASELINE_DIR, load_into, model_state
 from weightshare.networks.lenet import LeNet5
 from weightshare.networks.registry import TrainRecipe
-from weightshare.pruning.magnitude import apply_masks, magnitude_masks, prunable
 from weightshare.networks.tensors import images_to_tensor
 from weightshare.networks.training import accuracy
+from weightshare.pruning.magnitude import apply_masks, magnitude_masks, prunable
 from weightshare.pruning.quantize import (
     finetune_centroids,
     quantization_aware_retrain,
@@ -73,7 +73,10 @@ def _qat(model, sparse, x, y, seed=0, epochs=4):
 def test_quantization_aware_retraining_keeps_masks_and_recovers_accuracy(small_search):
     x = images_to_tensor(small_search.images[:512], 28)
     y = torch.from_numpy(small_search.labels[:512])
-    unseen = images_to_tensor(small_search.images[512:], 28), torch.from_numpy(small_search.labels[512:])
+    unseen = (
+        images_to_tensor(small_search.images[512:], 28),
+        torch.from_numpy(small_search.labels[512:]),
+    )
     model, sparse = _baseline_shared(bits=1)  # 2 values per layer: a large loss to recover
     keys = set(model.state_dict())
     before = accuracy(model, *unseen)
