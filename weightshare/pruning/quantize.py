@@ -83,7 +83,7 @@ def finetune_centroids(
     from torch import nn
     from torch.nn.utils import parametrize
 
-    from weightshare.networks.training import fit
+    from weightshare.networks.training import fit_seeded
 
     class _Shared(nn.Module):
         def __init__(self, sp: SparseShared) -> None:
@@ -106,9 +106,7 @@ def finetune_centroids(
         parametrize.register_parametrization(module, "weight", _Shared(sp))
         module.parametrizations.weight.original.requires_grad_(False)
         modules[key] = module
-    generator = torch.Generator().manual_seed(recipe.seed)
-    if recipe.epochs > 0:
-        fit(model, x, y, recipe, generator, desc="centroids", progress=progress, loss=loss)
+    fit_seeded(model, x, y, recipe, desc="centroids", progress=progress, loss=loss)
     out = {}
     for key, module in modules.items():
         codebook = module.parametrizations.weight[0].codebook.detach().numpy().copy()
@@ -161,7 +159,7 @@ def quantization_aware_retrain(
     from torch import nn
     from torch.nn.utils import parametrize
 
-    from weightshare.networks.training import fit
+    from weightshare.networks.training import fit_seeded
 
     class _Nearest(nn.Module):
         def __init__(self, sp: SparseShared) -> None:
@@ -200,19 +198,10 @@ def quantization_aware_retrain(
             weights = module.parametrizations.weight
             weights[0].follow(weights.original)
 
-    generator = torch.Generator().manual_seed(recipe.seed)
-    if recipe.epochs > 0:
-        fit(
-            model,
-            x,
-            y,
-            recipe,
-            generator,
-            after_step=after_step,
-            desc="quantization-aware",
-            progress=progress,
-            loss=loss,
-        )
+    fit_seeded(
+        model, x, y, recipe, after_step=after_step, desc="quantization-aware",
+        progress=progress, loss=loss,
+    )  # fmt: skip
     out = {}
     for key, module in modules.items():
         quantizer = module.parametrizations.weight[0]

@@ -35,24 +35,19 @@ def retrain(
         loss: the batch loss (``fit``'s ``loss``; e.g. :func:`~weightshare.pruning.distill.
             distillation_loss`); None: cross-entropy.
     """
-    import torch
-
-    from weightshare.networks.training import fit
+    from weightshare.networks.training import fit_seeded
 
     apply_masks(model, masks)
-    generator = torch.Generator().manual_seed(recipe.seed)
-    if recipe.epochs > 0:
-        fit(
-            model,
-            x,
-            y,
-            recipe,
-            generator,
-            after_step=lambda: apply_masks(model, masks),
-            desc=desc,
-            progress=progress,
-            loss=loss,
-        )
+    fit_seeded(
+        model,
+        x,
+        y,
+        recipe,
+        after_step=lambda: apply_masks(model, masks),
+        desc=desc,
+        progress=progress,
+        loss=loss,
+    )
 
 
 def iterative_prune(
