@@ -38,8 +38,8 @@ SETTINGS = {
     "lenet300_fashionmnist": [
         "--sparsity", "fc1.weight=0.915,fc2.weight=0.9,fc3.weight=0.7", "--prune-steps", "5",
         "--prune-schedule", "geometric", "--retrain-epochs", "6", "--final-epochs", "12",
-        "--retrain-lr", "0.04", "--distill", "0.9", "--finetune-centroids", "3",
-        "--centroid-lr", "0.002", "--fc-bits", "4", "--codebook-dtype", "fp16",
+        "--retrain-lr", "0.04", "--distill", "0.9", "--qat-epochs", "3",
+        "--finetune-centroids", "0", "--fc-bits", "4", "--codebook-dtype", "fp16",
         "--bias-dtype", "fp16",
     ],
     "lenet5_fashionmnist": [
@@ -47,7 +47,7 @@ SETTINGS = {
         "conv1.weight=0,conv2.weight=0.72,fc1.weight=0.935,fc2.weight=0.925,fc3.weight=0.8",
         "--prune-steps", "5", "--prune-schedule", "geometric", "--retrain-epochs", "6",
         "--final-epochs", "12", "--retrain-lr", "0.04", "--distill", "0.9",
-        "--finetune-centroids", "3", "--centroid-lr", "0.002", "--fc-bits", "4",
+        "--qat-epochs", "3", "--finetune-centroids", "0", "--fc-bits", "4",
         "--conv-bits", "4", "--codebook-dtype", "fp16", "--bias-dtype", "fp16",
     ],
 }  # fmt: skip
