@@ -177,6 +177,9 @@ def run(config: DeepCompressionConfig) -> dict:
             prunable(model)[key].copy_(torch.from_numpy(sp.dequantize()))
     acc["shared"] = scores(model)
     if config.qat_epochs > 0:
+        with torch.no_grad():  # the float weights train on, not their shared values
+            for key, w in weights.items():
+                prunable(model)[key].copy_(torch.from_numpy(w))
         qat_recipe = dataclasses.replace(recipe, epochs=config.qat_epochs, lr=config.qat_lr)
         sparse = quantization_aware_retrain(
             model, sparse, x, y, qat_recipe, progress=True, loss=setup.loss

@@ -142,7 +142,9 @@ def quantization_aware_retrain(
     midpoint); masks stay fixed. Biases and BatchNorm parameters train as usual.
 
     Args:
-        model: the pruned PyTorch module (removed weights 0).
+        model: the pruned PyTorch module (removed weights 0); its float weights are where
+            the retrained weights start (pass them, not their shared values, which would
+            lose what lies between the codebook's values).
         sparse: weight key (``<module>.weight``) -> :class:`SparseShared`: the masks and the
             starting codebooks (:func:`share_pruned` of the model's weights).
         x: float32 (N, C, S, S) images; y: int64 (N,) labels.
