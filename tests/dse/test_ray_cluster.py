@@ -94,17 +94,21 @@ def _nodes_alive(temp: str, want: int, timeout: float = 120) -> None:
     raise AssertionError(f"{want} Ray nodes did not start within {timeout} s")
 
 
-def _node_id(pids: list[int]) -> str:
-    """The node id on the command line of the raylet among ``pids``."""
-    for pid in pids:
-        try:
-            args = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
-        except OSError:
-            continue
-        for arg in args:
-            if arg.startswith("--node_id="):
-                return arg.split("=", 1)[1]
-    raise AssertionError("no raylet with a --node_id among the second node's processes")
+def _node_id(root: int, timeout: float = 120) -> str:
+    """The node id on the command line of the raylet below process ``root``; waits for it (a
+    raylet counted by ``_nodes_alive`` may still be a fork that has not exec'd its arguments)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in _descendants(root):
+            try:
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+            except OSError:
+                continue
+            for arg in args:
+                if arg.startswith("--node_id="):
+                    return arg.split("=", 1)[1]
+        time.sleep(1)
+    raise AssertionError(f"no raylet with a --node_id below the second node within {timeout} s")
 
 
 def _trials(db: Path) -> list[tuple[int, str, str, str, str | None, bool]]:
@@ -166,7 +170,7 @@ def test_exploration_on_a_two_node_cluster_survives_losing_a_node(tmp_path, figu
             [f"--address=127.0.0.1:{port}", "--num-cpus=1", "--node-ip-address=127.0.0.1"], env
         )
         _nodes_alive(temp, 2)
-        second = _node_id(_descendants(worker.pid))
+        second = _node_id(worker.pid)
         out = tmp_path / "run"
         driver = subprocess.Popen(
             [
