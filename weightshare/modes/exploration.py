@@ -150,7 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         help="seed of the samplers and k-means; prune / deep_compression: of the retraining "
-        "and the centroid fine-tuning (default 0)",
+        "(prune rounds, quantization-aware retraining, centroid fine-tuning; default 0)",
     )
 
 

@@ -40,8 +40,9 @@ class RetrainChoice:
         checkpoint, cache_dir, data_dir: where the trained weights and the images are.
         threads: torch threads, >= 1.
         seed: seeds the retraining (shuffling, augmentation; a nonzero seed also seeds
-            torch's global generator: dropout) and the centroid fine-tuning (``--seed``;
-            0, the default: the runs recorded before the flag, bit for bit).
+            torch's global generator: dropout), the quantization-aware retraining and the
+            centroid fine-tuning (``--seed``; 0, the default: the runs recorded before the
+            flag, bit for bit).
     """
 
     mode: ClassVar[str] = ""  # the --mode name, for messages
