@@ -129,10 +129,11 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
         "--seeds",
-        type=lambda text: [int(v) for v in text.split(",")],
+        type=seed_list,
         default=[0],
-        help="retraining seeds (--seed of the mode), comma-separated; with more than one, each "
-        "network runs once per seed (into OUT/NAME_sSEED) and a line sums up the drops",
+        help="retraining seeds (--seed of the mode), comma-separated; each network runs once "
+        "per seed, into OUT/NAME_sSEED unless the seeds are the default 0 (OUT/NAME), and with "
+        "more than one a line sums up the drops",
     )
     args = p.parse_args(argv)
     seeds = args.seeds
@@ -149,7 +150,10 @@ def main() -> int:
                 str(args.threads), "--seed", str(seed), *extra,
             ]  # fmt: skip
             print("$ python", " ".join(cmd[1:]), file=sys.stderr)
-            subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+            run = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
+            if run.returncode != 0:  # main.py printed its one-line error above
+                print(f"bench_deep_compression.py: the {name} run failed", file=sys.stderr)
+                return run.returncode
             doc = json.loads((out / "deep_compression.json").read_text())
             docs.append(doc)
             if len(seeds) > 1:
@@ -170,6 +174,21 @@ def main() -> int:
             print(seeds_line(docs))
             print()
     return 1 if failures else 0
+
+
+def seed_list(text: str) -> list[int]:
+    """``--seeds``: ``0,1,2`` -> [0, 1, 2] (distinct non-negative ints).
+
+    Raises:
+        argparse.ArgumentTypeError: anything else (argparse prints it in one line).
+    """
+    parts = [part.strip() for part in text.split(",")]
+    seeds = [int(part) for part in parts if part.isdigit()]
+    if len(seeds) != len(parts) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(
+            f"distinct non-negative ints separated by commas, not {text!r}"
+        )
+    return seeds
 
 
 def seeds_line(docs: list[dict]) -> str:

@@ -35,6 +35,7 @@ def test_pipeline_writes_a_file_that_scores_what_it_reported(tmp_path):
     assert doc["table"]["total"]["ratio_pqh"] == 4 * 61706 / len(data)
     assert doc["decoded_equals_encoded"] is True
     assert doc["accuracy"]["decoded_file"] == doc["accuracy"]["shared_finetuned"]
+    assert "quantization_aware" not in doc["accuracy"] and doc["settings"]["qat_epochs"] == 0
     kept = {r["layer"]: r["kept"] for r in doc["table"]["layers"]}
     assert kept["fc1.weight"] == round(0.08 * 48000) / 48000
     assert kept["conv1.weight"] == (150 - round(0.34 * 150)) / 150

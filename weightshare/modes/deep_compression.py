@@ -1,8 +1,9 @@
 """Deep Compression: prune + retrain, share + fine-tune centroids, entropy-code the model file
 
 See docs/pruning.md. Loads the committed baseline, prunes by magnitude (iterative, masks
-frozen), clusters each layer's survivors (k-means, linear init), fine-tunes the shared values
-(eq. 3, indices fixed), writes ``model.wsz`` (``sparse_shared`` tensors) and
+frozen), clusters each layer's survivors (k-means, linear init), optionally retrains them
+through their shared values (``--qat-epochs``), fine-tunes the shared values (eq. 3, indices
+fixed), writes ``model.wsz`` (``sparse_shared`` tensors) and
 ``deep_compression.json`` with the paper's per-layer, per-stage table."""
 
 from __future__ import annotations

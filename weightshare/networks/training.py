@@ -154,7 +154,9 @@ def fit(
             on_epoch(epoch, total / len(y), time.perf_counter() - start)
 
 
-def fit_seeded(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: TrainRecipe, **kw):
+def fit_seeded(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: TrainRecipe, **kw
+) -> None:
     """:func:`fit` with a fresh generator seeded by ``recipe.seed``; nothing when
     ``recipe.epochs`` is 0. ``kw``: ``fit``'s keyword arguments."""
     if recipe.epochs > 0:

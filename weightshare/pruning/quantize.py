@@ -149,7 +149,7 @@ def quantization_aware_retrain(
             starting codebooks (:func:`share_pruned` of the model's weights).
         x: float32 (N, C, S, S) images; y: int64 (N,) labels.
         recipe: epochs, batch, peak lr, weight decay (on the float weights), augmentation;
-            ``recipe.seed`` seeds the shuffling.
+            ``recipe.seed`` seeds the shuffling and the augmentation.
         loss: the batch loss (``fit``'s ``loss``); None: cross-entropy.
 
     Returns:
@@ -170,12 +170,14 @@ def quantization_aware_retrain(
             self.register_buffer("codebook", torch.from_numpy(sp.shared.codebook[0].copy()))
 
         def nearest(self, w: torch.Tensor) -> torch.Tensor:
-            """Index of the nearest shared value of each weight (ties: the lower value)."""
-            return torch.bucketize(w, (self.codebook[1:] + self.codebook[:-1]) / 2)
+            """Index of the nearest shared value of each weight (ties: the lower value; float64
+            midpoints, as ``share_weights`` assigns)."""
+            c = self.codebook.double()
+            return torch.bucketize(w.double(), (c[1:] + c[:-1]) * 0.5)
 
         def forward(self, w: torch.Tensor) -> torch.Tensor:
             shared = torch.where(self.mask, self.codebook[self.nearest(w)], 0.0)
-            return w + (shared - w).detach()
+            return shared + (w - w.detach())  # the shared values exactly; gradient to w
 
         @torch.no_grad()
         def follow(self, w: torch.Tensor) -> None:
@@ -184,10 +186,10 @@ def quantization_aware_retrain(
             survivors = w[self.mask]
             idx = self.nearest(survivors)
             k = len(self.codebook)
-            sums = torch.zeros(k, dtype=w.dtype).index_add_(0, idx, survivors)
-            counts = torch.zeros(k, dtype=w.dtype).index_add_(0, idx, torch.ones_like(survivors))
-            means = torch.where(counts > 0, sums / counts.clamp(min=1), self.codebook)
-            self.codebook.copy_(torch.sort(means).values)
+            sums = torch.zeros(k, dtype=torch.float64).index_add_(0, idx, survivors.double())
+            counts = torch.bincount(idx, minlength=k).double()
+            means = torch.where(counts > 0, sums / counts.clamp(min=1), self.codebook.double())
+            self.codebook.copy_(torch.sort(means.float()).values)
 
     modules = {}
     for key, sp in sparse.items():
