@@ -13,7 +13,8 @@ learns to live with them (the straight-through estimator; indices free to change
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -55,6 +56,37 @@ def _sorted(codebook: np.ndarray, indices: np.ndarray, survivors: np.ndarray, k:
     return SharedWeights(codebook, new_indices, inertia, k, "layer", method)
 
 
+@contextlib.contextmanager
+def _parametrized(model, sparse: Mapping[str, SparseShared], make: Callable) -> Iterator[dict]:
+    """Inside the block each layer of ``sparse`` computes its weight through ``make(sp)`` (a
+    ``torch.nn.utils.parametrize`` parametrization); yields weight key -> module. On leaving,
+    even by an exception, the parametrizations are removed and each layer holds its original
+    weight parameter again."""
+    from torch.nn.utils import parametrize
+
+    modules = {}
+    try:
+        for key, sp in sparse.items():
+            module = model.get_submodule(key.rsplit(".", 1)[0])
+            parametrize.register_parametrization(module, "weight", make(sp))
+            modules[key] = module
+        yield modules
+    finally:
+        for module in modules.values():
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
+
+
+def _hold(model, shared: Mapping[str, SparseShared]) -> None:
+    """Set each layer of ``shared`` to its dequantized values, as a trainable parameter."""
+    import torch
+
+    with torch.no_grad():
+        for key, sp in shared.items():
+            weight = model.get_submodule(key.rsplit(".", 1)[0]).weight
+            weight.copy_(torch.from_numpy(sp.dequantize()))
+            weight.requires_grad_(True)
+
+
 def finetune_centroids(
     model,
     sparse: Mapping[str, SparseShared],
@@ -81,7 +113,6 @@ def finetune_centroids(
     """
     import torch
     from torch import nn
-    from torch.nn.utils import parametrize
 
     from weightshare.networks.training import fit_seeded
 
@@ -98,25 +129,28 @@ def finetune_centroids(
             flat = flat.index_put((self.positions,), self.codebook[self.indices])
             return flat.reshape(self.shape)
 
-    survivors = {}
-    modules = {}
-    for key, sp in sparse.items():
-        module = model.get_submodule(key.rsplit(".", 1)[0])
-        survivors[key] = module.weight.detach().numpy().reshape(-1)[np.flatnonzero(sp.mask)]
-        parametrize.register_parametrization(module, "weight", _Shared(sp))
-        module.parametrizations.weight.original.requires_grad_(False)
-        modules[key] = module
-    fit_seeded(model, x, y, recipe, desc="centroids", progress=progress, loss=loss)
+    survivors = {
+        key: model.get_submodule(key.rsplit(".", 1)[0])
+        .weight.detach()
+        .numpy()
+        .reshape(-1)[np.flatnonzero(sp.mask)]
+        for key, sp in sparse.items()
+    }
+    with _parametrized(model, sparse, _Shared) as modules:
+        for module in modules.values():
+            module.parametrizations.weight.original.requires_grad_(False)
+        fit_seeded(model, x, y, recipe, desc="centroids", progress=progress, loss=loss)
+        codebooks = {
+            key: module.parametrizations.weight[0].codebook.detach().numpy().copy()
+            for key, module in modules.items()
+        }
     out = {}
-    for key, module in modules.items():
-        codebook = module.parametrizations.weight[0].codebook.detach().numpy().copy()
-        parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-        module.weight.requires_grad_(True)
-        sp = sparse[key]
-        shared = _sorted(codebook, sp.shared.indices, survivors[key], sp.shared.k, "finetuned")
+    for key, sp in sparse.items():
+        shared = _sorted(
+            codebooks[key], sp.shared.indices, survivors[key], sp.shared.k, "finetuned"
+        )
         out[key] = SparseShared(sp.mask, shared)
-        with torch.no_grad():
-            module.weight.copy_(torch.from_numpy(out[key].dequantize()))
+    _hold(model, out)
     return out
 
 
@@ -159,7 +193,6 @@ def quantization_aware_retrain(
     """
     import torch
     from torch import nn
-    from torch.nn.utils import parametrize
 
     from weightshare.networks.training import fit_seeded
 
@@ -191,33 +224,29 @@ def quantization_aware_retrain(
             means = torch.where(counts > 0, sums / counts.clamp(min=1), self.codebook.double())
             self.codebook.copy_(torch.sort(means.float()).values)
 
-    modules = {}
-    for key, sp in sparse.items():
-        module = model.get_submodule(key.rsplit(".", 1)[0])
-        parametrize.register_parametrization(module, "weight", _Nearest(sp))
-        modules[key] = module
+    with _parametrized(model, sparse, _Nearest) as modules:
 
-    def after_step() -> None:
-        for module in modules.values():
-            weights = module.parametrizations.weight
-            weights[0].follow(weights.original)
+        def after_step() -> None:
+            for module in modules.values():
+                weights = module.parametrizations.weight
+                weights[0].follow(weights.original)
 
-    fit_seeded(
-        model, x, y, recipe, after_step=after_step, desc="quantization-aware",
-        progress=progress, loss=loss,
-    )  # fmt: skip
+        fit_seeded(
+            model, x, y, recipe, after_step=after_step, desc="quantization-aware",
+            progress=progress, loss=loss,
+        )  # fmt: skip
+        ends = {}
+        for key, module in modules.items():
+            quantizer = module.parametrizations.weight[0]
+            survivors = module.parametrizations.weight.original.detach()[quantizer.mask]
+            ends[key] = (quantizer.codebook.numpy().copy(), survivors, quantizer.nearest(survivors))
     out = {}
-    for key, module in modules.items():
-        quantizer = module.parametrizations.weight[0]
-        latent = module.parametrizations.weight.original.detach()
-        survivors = latent[quantizer.mask]
-        indices = quantizer.nearest(survivors).numpy()
-        codebook = quantizer.codebook.numpy().copy()
-        parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
+    for key, (codebook, survivors, indices) in ends.items():
         sp = sparse[key]
         dtype = sp.shared.indices.dtype
-        shared = _sorted(codebook, indices.astype(dtype), survivors.numpy(), sp.shared.k, "qat")
+        shared = _sorted(
+            codebook, indices.numpy().astype(dtype), survivors.numpy(), sp.shared.k, "qat"
+        )
         out[key] = SparseShared(sp.mask, shared)
-        with torch.no_grad():
-            module.weight.copy_(torch.from_numpy(out[key].dequantize()))
+    _hold(model, out)
     return out
