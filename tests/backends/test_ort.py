@@ -30,10 +30,11 @@ def _torch_model(name: str, trained: bool):
 
 @pytest.fixture(scope="module")
 def onnx_files(tmp_path_factory):
-    """ONNX exports of the LeNet-5 baseline and of seeded ResNet-20 / MobileNetV2."""
+    """ONNX exports of the LeNet-5 baseline and of four seeded registry networks."""
     out = {}
     for name, trained in (
         ("lenet5_fashionmnist", True),
+        ("lenet5caffe_fashionmnist", False),
         ("resnet20_fashionmnist", False),
         ("mobilenetv2_fashionmnist", False),
         ("squeezenet_fashionmnist", False),
@@ -89,6 +90,7 @@ class TestMobileNetV2Conformance(BackendConformance):
     "name",
     [
         "lenet5_fashionmnist",
+        "lenet5caffe_fashionmnist",
         "resnet20_fashionmnist",
         "mobilenetv2_fashionmnist",
         "squeezenet_fashionmnist",

@@ -26,6 +26,7 @@ keras = import_keras()  # through the package: it loads triton before TensorFlow
 FASHION = (
     "lenet300_fashionmnist",
     "lenet5_fashionmnist",
+    "lenet5caffe_fashionmnist",
     "resnet20_fashionmnist",
     "mobilenetv2_fashionmnist",
     "squeezenet_fashionmnist",

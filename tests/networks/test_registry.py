@@ -8,6 +8,7 @@ from weightshare.networks import MLPERF_RATIO, NETWORKS, get_network
 PARAMS = {
     "lenet300_fashionmnist": 266_610,
     "lenet5_fashionmnist": 61_706,
+    "lenet5caffe_fashionmnist": 431_080,
     "resnet20_fashionmnist": 269_434,
     "mobilenetv2_fashionmnist": 149_034,
     "squeezenet_fashionmnist": 60_970,
@@ -29,6 +30,7 @@ def test_categories_follow_mlperf():
     assert {n: s.category for n, s in NETWORKS.items()} == {
         "lenet300_fashionmnist": "heavy",
         "lenet5_fashionmnist": "heavy",
+        "lenet5caffe_fashionmnist": "heavy",
         "resnet20_fashionmnist": "heavy",
         "mobilenetv2_fashionmnist": "light",
         "squeezenet_fashionmnist": "heavy",

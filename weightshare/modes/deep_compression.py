@@ -32,6 +32,9 @@ DEFAULT_SPARSITY = {
     "lenet5_fashionmnist": (
         "conv1.weight=0.34,conv2.weight=0.88,fc1.weight=0.92,fc2.weight=0.91,fc3.weight=0.74"
     ),
+    "lenet5caffe_fashionmnist": (
+        "conv1.weight=0.34,conv2.weight=0.88,fc1.weight=0.92,fc2.weight=0.81"
+    ),
 }
 ENTROPY_CODERS = ("ans", "huffman")
 STORED_FLOATS = ("fp32", "fp16")  # --codebook-dtype / --bias-dtype

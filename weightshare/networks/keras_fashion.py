@@ -1,4 +1,4 @@
-"""The five Fashion-MNIST registry networks rebuilt in Keras 3, weights copied from PyTorch.
+"""The six Fashion-MNIST registry networks rebuilt in Keras 3, weights copied from PyTorch.
 
 :func:`to_keras` walks a trained PyTorch module of a known class and builds the same network as
 a functional ``keras.Model`` (NHWC), each clusterable layer named by its PyTorch module name, so
@@ -7,7 +7,7 @@ same up to float rounding:
 
 * PyTorch's symmetric padding is an explicit ``ZeroPadding2D`` before a ``valid`` convolution
   (Keras ``same`` pads asymmetrically at stride 2);
-* LeNet-5 permutes NHWC to NCHW before ``Flatten``, so ``fc1`` sees PyTorch's feature order;
+* LeNet-5 (both) permutes NHWC to NCHW before ``Flatten``, so ``fc1`` sees PyTorch's feature order;
 * ResNet-20's parameter-free shortcut (subsample by 2, zero-pad channels) is an
   ``AveragePooling2D(1, 2)`` and a ``ZeroPadding3D`` over the channel axis;
 * BatchNorm keeps PyTorch's epsilon (1e-5) and running statistics;
@@ -115,6 +115,15 @@ def _lenet5(b: _Builder, m, x):
     return b.dense(x, m.fc3, "fc3")
 
 
+def _lenet5caffe(b: _Builder, m, x):
+    L = b.k.layers
+    x = L.MaxPooling2D(2)(b.conv(x, m.conv1, "conv1"))  # Caffe's LeNet: no conv activation
+    x = L.MaxPooling2D(2)(b.conv(x, m.conv2, "conv2"))
+    x = L.Flatten()(L.Permute((3, 1, 2), name="to_nchw")(x))
+    x = L.ReLU()(b.dense(x, m.fc1, "fc1"))
+    return b.dense(x, m.fc2, "fc2")
+
+
 def _resnet_cifar(b: _Builder, m, x):
     L = b.k.layers
     x = L.ReLU()(b.bn(b.conv(x, m.conv1, "conv1"), m.bn1, "bn1"))
@@ -183,8 +192,8 @@ def to_keras(module, input_size: int):
     """The Keras twin of a Fashion-MNIST registry network (weights copied).
 
     Args:
-        module: a ``LeNet300``, ``LeNet5``, ``ResNetCifar``, ``MobileNetV2Small`` or
-            ``SqueezeNetSmall``.
+        module: a ``LeNet300``, ``LeNet5``, ``LeNet5Caffe``, ``ResNetCifar``,
+            ``MobileNetV2Small`` or ``SqueezeNetSmall``.
         input_size: side of its square single-channel input.
 
     Returns:
@@ -192,7 +201,7 @@ def to_keras(module, input_size: int):
     """
     from weightshare.errors import UserError
     from weightshare.networks.keras_runtime import import_keras
-    from weightshare.networks.lenet import LeNet5, LeNet300
+    from weightshare.networks.lenet import LeNet5, LeNet5Caffe, LeNet300
     from weightshare.networks.mobilenetv2_small import MobileNetV2Small
     from weightshare.networks.resnet_cifar import ResNetCifar
     from weightshare.networks.squeezenet import SqueezeNetSmall
@@ -201,6 +210,7 @@ def to_keras(module, input_size: int):
     builders = {
         LeNet300: _lenet300,
         LeNet5: _lenet5,
+        LeNet5Caffe: _lenet5caffe,
         ResNetCifar: _resnet_cifar,
         MobileNetV2Small: _mobilenetv2_small,
         SqueezeNetSmall: _squeezenet,

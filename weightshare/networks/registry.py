@@ -130,6 +130,15 @@ _SPECS = (
         "LeNet-5 (2 convs, 3 fully connected layers) on Fashion-MNIST",
     ),
     NetworkSpec(
+        "lenet5caffe_fashionmnist",
+        "weightshare.networks.lenet:LeNet5Caffe",
+        "heavy",
+        28,
+        TrainRecipe(epochs=20, lr=0.05),
+        "Caffe's LeNet, Deep Compression's LeNet-5 (conv 20, conv 50, fc 500, fc 10; 431K "
+        "weights) on Fashion-MNIST",
+    ),
+    NetworkSpec(
         "resnet20_fashionmnist",
         "weightshare.networks.resnet_cifar:resnet20",
         "heavy",
