@@ -30,8 +30,14 @@ PAPER = {
     "bits, 32x (P+Q) -> 40x (P+Q+H), top-1 error 1.64 -> 1.58 %",
     "lenet5_fashionmnist": "MNIST (paper): 8 % kept, 5.3 -> 4.1 weight bits, 5 -> 4.4 index "
     "bits, 33x (P+Q) -> 39x (P+Q+H), top-1 error 0.80 -> 0.74 %",
+    "lenet5caffe_fashionmnist": "MNIST (paper, this very network): 8 % kept, 5.3 -> 4.1 "
+    "weight bits, 5 -> 4.4 index bits, 33x (P+Q) -> 39x (P+Q+H), top-1 error 0.80 -> 0.74 %",
 }
-GOALS = {"lenet300_fashionmnist": 40.0, "lenet5_fashionmnist": 39.0}  # issue 11, x vs fp32
+GOALS = {  # issue 11, x vs fp32; the paper's LeNet-5 is Caffe's LeNet (431K weights)
+    "lenet300_fashionmnist": 40.0,
+    "lenet5_fashionmnist": 39.0,
+    "lenet5caffe_fashionmnist": 39.0,
+}
 MAX_DROP_POINTS = 0.5  # issue 11: within 0.5 holdout points of the baseline
 # The settings documented in docs/benchmarks.md. LeNet-5's were chosen on the search split.
 # LeNet-300-100's (learning-rate rewinding: 3 rounds of the baseline's 20 epochs at lr 0.05,

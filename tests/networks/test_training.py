@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from tests.conftest import ROOT
+from weightshare.errors import UserError
 from weightshare.networks import get_network
 from weightshare.networks.datasets import Split, load_split
 from weightshare.networks.registry import TrainRecipe
-from weightshare.networks.training import augment_batch, checkpoint_name, train
+from weightshare.networks.training import augment_batch, checkpoint_name, fit, train
 
 
 def test_checkpoint_names_follow_epoch_lr():
@@ -87,3 +88,23 @@ def test_train_mode_reproduces_the_committed_lenet300_accuracy(
     acc = PyTorchBackend(model, spec.input_size).evaluate(holdout_split).top1
     assert abs(acc - recorded["accuracy_holdout"]) <= RECORD_TOLERANCE
     assert np.isfinite(logs[-1].train_loss)
+
+
+def test_a_diverging_fit_stops_at_the_first_non_finite_loss():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    before = model.weight.detach().clone()
+    x, y = torch.randn(8, 4), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    calls = []
+
+    def loss(logits, _images, labels):
+        calls.append(1)
+        ce = torch.nn.functional.cross_entropy(logits, labels)
+        return ce if len(calls) < 3 else ce * float("inf")
+
+    recipe = TrainRecipe(epochs=2, lr=0.1, batch_size=4)
+    with pytest.raises(UserError, match=r"^fit: the training loss became inf at epoch 2, step 1 "):
+        fit(model, x, y, recipe, torch.Generator().manual_seed(0), loss=loss, desc="fit")
+    assert len(calls) == 3  # stopped at once
+    assert not torch.equal(model.weight, before)  # the two finite steps were taken
+    assert torch.isfinite(model.weight).all()  # the diverged step was not

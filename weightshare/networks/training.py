@@ -13,6 +13,7 @@ the accuracy spread that leaves.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from weightshare.errors import UserError
 from weightshare.networks.checkpoints import checkpoint_dir, find_checkpoint, save_state_dict
 from weightshare.networks.datasets import Split, load_split
 from weightshare.networks.registry import NetworkSpec, TrainRecipe
@@ -111,6 +113,10 @@ def fit(
         desc: progress-bar label.
         loss: ``loss(logits, images, labels)`` -> scalar tensor of a batch (the images as the
             model saw them, augmented); None: cross-entropy.
+
+    Raises:
+        UserError: a batch loss is not finite (the run diverged; its model is left as it was
+            before that step's update).
     """
     steps_per_epoch = int(np.ceil(len(y) / recipe.batch_size))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -143,13 +149,19 @@ def fit(
             if recipe.augment:
                 xb = augment_batch(xb, 2, generator)
             batch_loss = loss_fn(model(xb), xb, y[idx])
+            value = float(batch_loss.detach())
+            if not math.isfinite(value):  # diverged: every later step would be NaN too
+                raise UserError(
+                    f"{desc}: the training loss became {value} at epoch {epoch}, step "
+                    f"{step + 1} (peak lr {recipe.lr:g}): lower the learning rate"
+                )
             optimizer.zero_grad(set_to_none=True)
             batch_loss.backward()
             optimizer.step()
             schedule.step()
             if after_step is not None:
                 after_step()
-            total += float(batch_loss.detach()) * len(idx)
+            total += value * len(idx)
         if on_epoch is not None:
             on_epoch(epoch, total / len(y), time.perf_counter() - start)
 
